@@ -1,0 +1,67 @@
+//! Action types: the built-in AWS ones and those users declare (custom now, third-party later).
+
+use sluice_core::action_type::{builtin_action_types, ActionType, ActionTypeId, Owner};
+use sluice_store::events::NewEvent;
+
+use crate::{tags, Engine, Error, Principal, Result};
+
+fn event<'a>(actor: &'a Principal, kind: &'a str, subject: &'a str, at: i64) -> NewEvent<'a> {
+    NewEvent { execution_id: None, job_id: None, actor: &actor.arn, kind, subject, detail: "{}", at }
+}
+
+impl Engine {
+    /// Declares a custom action type, with optional tags.
+    pub async fn create_custom_action_type(
+        &self,
+        actor: &Principal,
+        action_type: ActionType,
+        tag_list: Vec<(String, String)>,
+    ) -> Result<ActionType> {
+        if action_type.id.owner != Owner::Custom {
+            return Err(Error::Validation("A custom action type must have owner Custom".into()));
+        }
+        action_type.check_declaration().map_err(Error::Validation)?;
+        tags::check(&tag_list)?;
+        let subject = action_type.id.to_string();
+        let create = event(actor, "CreateCustomActionType", &subject, self.now_millis());
+        match self.store.insert_action_type(&action_type, &create).await {
+            Err(sluice_store::Error::Conflict) => {
+                return Err(Error::ActionTypeExists(format!(
+                    "Action type {subject} already exists or was deleted; declare it with a version never used before"
+                )))
+            }
+            other => other?,
+        }
+        if !tag_list.is_empty() {
+            let arn = self.account.action_type_arn(&action_type.id);
+            self.store.tag_resource(&arn, &tag_list, tags::MAX_TAGS).await?;
+        }
+        Ok(action_type)
+    }
+
+    /// Marks a custom action type deleted; pipelines that use it keep their declaration.
+    pub async fn delete_custom_action_type(&self, actor: &Principal, id: &ActionTypeId) -> Result<()> {
+        let subject = id.to_string();
+        let delete = event(actor, "DeleteCustomActionType", &subject, self.now_millis());
+        if !self.store.delete_action_type(id, &delete).await? {
+            return Err(Error::ActionTypeNotFound(format!("Action type {subject} does not exist")));
+        }
+        Ok(())
+    }
+
+    /// Every live action type, built-in ones first, optionally of one owner.
+    pub async fn list_action_types(&self, owner: Option<Owner>) -> Result<Vec<ActionType>> {
+        let builtins = builtin_action_types().into_iter().filter(|t| owner.is_none_or(|o| t.id.owner == o));
+        let stored = self.store.list_action_types(owner).await?;
+        Ok(builtins.chain(stored).collect())
+    }
+
+    /// A live action type by id, built-in or stored.
+    pub async fn action_type(&self, id: &ActionTypeId) -> Result<Option<ActionType>> {
+        if let Some(builtin) = builtin_action_types().into_iter().find(|t| &t.id == id) {
+            return Ok(Some(builtin));
+        }
+        let stored = self.store.action_type(id).await?;
+        Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
+    }
+}

@@ -1,0 +1,108 @@
+//! The engine: the only writer of Sluice's state. Facades hand it validated input and a principal;
+//! it checks the domain rules, writes through the store in one transaction per change (with the
+//! change's event), and answers with domain results or an [`Error`].
+//!
+//! Modules: [`secrets`] (encryption at rest and sealed paging tokens), [`keys`] (access keys and
+//! principals), [`action_types`], [`pipelines`] (declarations, versions, secret properties),
+//! [`tags`].
+
+pub mod action_types;
+pub mod keys;
+pub mod pipelines;
+pub mod secrets;
+pub mod tags;
+
+use sluice_core::clock::SharedClock;
+use sluice_core::pipeline::StructureError;
+use sluice_core::AccountContext;
+use sluice_store::Store;
+
+pub use secrets::SecretBox;
+
+/// What can go wrong in an engine operation. Facades map each variant to their wire once.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that breaks a rule of the model (lengths, combinations).
+    #[error("{0}")]
+    Validation(String),
+    /// A pipeline declaration that breaks a structural rule.
+    #[error(transparent)]
+    Structure(#[from] StructureError),
+    #[error("{0}")]
+    PipelineNotFound(String),
+    #[error("{0}")]
+    PipelineVersionNotFound(String),
+    #[error("{0}")]
+    PipelineNameInUse(String),
+    #[error("{0}")]
+    ActionTypeNotFound(String),
+    #[error("{0}")]
+    ActionTypeExists(String),
+    #[error("{0}")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    InvalidTags(String),
+    #[error("{0}")]
+    TooManyTags(String),
+    #[error("{0}")]
+    InvalidNextToken(String),
+    #[error("{0}")]
+    AccessDenied(String),
+    /// Stored data or a key could not be decrypted or decoded.
+    #[error("internal error")]
+    Internal(String),
+    #[error("storage failure")]
+    Store(#[from] sluice_store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The principal making a request, as authenticated by a facade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub arn: String,
+    pub is_root: bool,
+}
+
+/// Shared engine state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    clock: SharedClock,
+    secrets: SecretBox,
+    account: AccountContext,
+}
+
+impl Engine {
+    pub fn new(store: Store, clock: SharedClock, secrets: SecretBox, account: AccountContext) -> Self {
+        Engine { store, clock, secrets, account }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn account(&self) -> &AccountContext {
+        &self.account
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Seals a paging position into an opaque token only this server can open.
+    pub fn seal_token(&self, scope: &str, position: &str) -> String {
+        self.secrets.seal_token(&format!("{scope}\n{position}"))
+    }
+
+    /// Opens a token sealed for `scope`; anything else is `InvalidNextToken`.
+    pub fn open_token(&self, scope: &str, token: &str) -> Result<String> {
+        let invalid = || Error::InvalidNextToken("The next token is not valid".into());
+        let plain = self.secrets.open_token(token).ok_or_else(invalid)?;
+        let (token_scope, position) = plain.split_once('\n').ok_or_else(invalid)?;
+        if token_scope != scope {
+            return Err(invalid());
+        }
+        Ok(position.to_string())
+    }
+}

@@ -1,0 +1,204 @@
+//! Custom and third-party action types. Deleted types keep their row (marked `deleted_at`) so
+//! that a deleted id cannot be declared again, as AWS documents.
+
+use serde_json::{json, Map, Value};
+use sluice_core::action_type::{
+    ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, ConfigProperty, Owner,
+};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{events, to_u32, Error, Result, Store};
+
+const COLUMNS: &str = "category, owner, provider, version, settings, properties, \
+                       input_min, input_max, output_min, output_max, deleted_at";
+
+/// A stored action type and whether it was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredActionType {
+    pub action_type: ActionType,
+    pub deleted: bool,
+}
+
+impl Store {
+    /// Stores a new action type; `Error::Conflict` if the id exists (deleted or not).
+    pub async fn insert_action_type(
+        &self,
+        action_type: &ActionType,
+        event: &events::NewEvent<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let id = &action_type.id;
+        sqlx::query(
+            "INSERT INTO action_types (category, owner, provider, version, settings, properties,
+                 input_min, input_max, output_min, output_max, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(id.category.as_str())
+        .bind(id.owner.as_str())
+        .bind(&id.provider)
+        .bind(&id.version)
+        .bind(settings_json(&action_type.settings).to_string())
+        .bind(properties_json(&action_type.properties).to_string())
+        .bind(i64::from(action_type.input.min))
+        .bind(i64::from(action_type.input.max))
+        .bind(i64::from(action_type.output.min))
+        .bind(i64::from(action_type.output.max))
+        .bind(event.at)
+        .execute(&mut *tx)
+        .await?;
+        events::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The action type with this id, deleted or not.
+    pub async fn action_type(&self, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM action_types
+             WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.category.as_str())
+            .bind(id.owner.as_str())
+            .bind(&id.provider)
+            .bind(&id.version)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Live (not deleted) action types, optionally of one owner, in id order.
+    pub async fn list_action_types(&self, owner: Option<Owner>) -> Result<Vec<ActionType>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM action_types
+             WHERE deleted_at IS NULL AND ($1 IS NULL OR owner = $1)
+             ORDER BY category, owner, provider, version"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner.map(Owner::as_str))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|row| decode(row).map(|s| s.action_type)).collect()
+    }
+
+    /// Marks a live action type deleted; false if there was none.
+    pub async fn delete_action_type(
+        &self,
+        id: &ActionTypeId,
+        event: &events::NewEvent<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE action_types SET deleted_at = $5
+             WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
+               AND deleted_at IS NULL",
+        )
+        .bind(id.category.as_str())
+        .bind(id.owner.as_str())
+        .bind(&id.provider)
+        .bind(&id.version)
+        .bind(event.at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        events::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn settings_json(settings: &ActionTypeSettings) -> Value {
+    json!({
+        "thirdPartyConfigurationUrl": settings.third_party_configuration_url,
+        "entityUrlTemplate": settings.entity_url_template,
+        "executionUrlTemplate": settings.execution_url_template,
+        "revisionUrlTemplate": settings.revision_url_template,
+    })
+}
+
+fn properties_json(properties: &[ConfigProperty]) -> Value {
+    properties
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "required": p.required,
+                "key": p.key,
+                "secret": p.secret,
+                "queryable": p.queryable,
+                "description": p.description,
+                "type": p.kind.map(|k| k.as_str()),
+            })
+        })
+        .collect()
+}
+
+fn decode(row: &AnyRow) -> Result<StoredActionType> {
+    let parse_enum = |column: usize| -> Result<String> { Ok(row.try_get::<String, _>(column)?) };
+    let id = ActionTypeId {
+        category: parse_enum(0)?.parse().map_err(Error::Corrupt)?,
+        owner: parse_enum(1)?.parse().map_err(Error::Corrupt)?,
+        provider: row.try_get(2)?,
+        version: row.try_get(3)?,
+    };
+    let settings: Value = parse_json(&row.try_get::<String, _>(4)?)?;
+    let properties: Value = parse_json(&row.try_get::<String, _>(5)?)?;
+    let bounds = |min: usize, max: usize| -> Result<ArtifactBounds> {
+        Ok(ArtifactBounds {
+            min: to_u32(row.try_get(min)?, "artifact minimum")?,
+            max: to_u32(row.try_get(max)?, "artifact maximum")?,
+        })
+    };
+    Ok(StoredActionType {
+        action_type: ActionType {
+            id,
+            settings: decode_settings(&settings),
+            properties: decode_properties(&properties)?,
+            input: bounds(6, 7)?,
+            output: bounds(8, 9)?,
+        },
+        deleted: row.try_get::<Option<i64>, _>(10)?.is_some(),
+    })
+}
+
+fn parse_json(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn decode_settings(value: &Value) -> ActionTypeSettings {
+    let empty = Map::new();
+    let object = value.as_object().unwrap_or(&empty);
+    ActionTypeSettings {
+        third_party_configuration_url: text(object, "thirdPartyConfigurationUrl"),
+        entity_url_template: text(object, "entityUrlTemplate"),
+        execution_url_template: text(object, "executionUrlTemplate"),
+        revision_url_template: text(object, "revisionUrlTemplate"),
+    }
+}
+
+fn decode_properties(value: &Value) -> Result<Vec<ConfigProperty>> {
+    let items = value.as_array().ok_or_else(|| Error::Corrupt("properties".into()))?;
+    items
+        .iter()
+        .map(|item| {
+            let object = item.as_object().ok_or_else(|| Error::Corrupt("property".into()))?;
+            let flag = |key: &str| object.get(key).and_then(Value::as_bool).unwrap_or(false);
+            Ok(ConfigProperty {
+                name: text(object, "name").ok_or_else(|| Error::Corrupt("property name".into()))?,
+                required: flag("required"),
+                key: flag("key"),
+                secret: flag("secret"),
+                queryable: flag("queryable"),
+                description: text(object, "description"),
+                kind: text(object, "type").map(|k| k.parse()).transpose().map_err(Error::Corrupt)?,
+            })
+        })
+        .collect()
+}

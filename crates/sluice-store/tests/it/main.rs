@@ -1,0 +1,43 @@
+//! The storage suite: every test in [`suite`] runs against SQLite and against a throwaway
+//! PostgreSQL database (`SLUICE_TEST_POSTGRES_URL`, default the local server). PostgreSQL being
+//! unreachable fails the run; it is never skipped.
+
+mod suite;
+mod support;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::support::TestDb::sqlite().await;
+                    crate::suite::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::support::TestDb::postgres().await;
+                    crate::suite::$name(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    access_keys_round_trip_and_conflict,
+    action_types_insert_list_delete,
+    deleted_action_type_cannot_be_recreated,
+    pipeline_versions_are_kept,
+    pipelines_page_by_name,
+    deleting_a_pipeline_removes_versions_and_tags,
+    tags_overwrite_limit_and_page,
+    changes_append_events,
+    reopening_applies_no_migration_twice,
+);

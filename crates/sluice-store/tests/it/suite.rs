@@ -1,0 +1,204 @@
+//! Storage behaviour every backend must show.
+
+use sluice_core::action_type::{
+    ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, Category, ConfigProperty, Owner,
+    PropertyKind,
+};
+use sluice_store::events::NewEvent;
+use sluice_store::keys::{AccessKeyRow, KeyKind};
+use sluice_store::pipelines::{PipelineWrite, UpdateOutcome};
+use sluice_store::Error;
+
+use crate::support::TestDb;
+
+fn event<'a>(kind: &'a str, subject: &'a str, at: i64) -> NewEvent<'a> {
+    NewEvent {
+        execution_id: None,
+        job_id: None,
+        actor: "arn:aws:iam::123456789012:root",
+        kind,
+        subject,
+        detail: "{}",
+        at,
+    }
+}
+
+fn custom_type(provider: &str, version: &str) -> ActionType {
+    ActionType {
+        id: ActionTypeId {
+            category: Category::Build,
+            owner: Owner::Custom,
+            provider: provider.into(),
+            version: version.into(),
+        },
+        settings: ActionTypeSettings {
+            entity_url_template: Some("https://example.com/{Config:Target}".into()),
+            ..Default::default()
+        },
+        properties: vec![ConfigProperty {
+            name: "Target".into(),
+            required: true,
+            key: true,
+            secret: false,
+            queryable: true,
+            description: Some("what to build".into()),
+            kind: Some(PropertyKind::String),
+        }],
+        input: ArtifactBounds { min: 0, max: 2 },
+        output: ArtifactBounds { min: 1, max: 5 },
+    }
+}
+
+fn write<'a>(name: &'a str, declaration: &'a str, secrets: Option<&'a [u8]>) -> PipelineWrite<'a> {
+    PipelineWrite {
+        name,
+        pipeline_type: "V1",
+        execution_mode: "SUPERSEDED",
+        declaration,
+        secrets,
+    }
+}
+
+pub async fn access_keys_round_trip_and_conflict(db: &TestDb) {
+    let key = AccessKeyRow {
+        access_key_id: "AKIAEXAMPLE0001".into(),
+        secret_enc: vec![0, 1, 2, 255],
+        principal_arn: "arn:aws:iam::123456789012:user/ci".into(),
+        name: "ci".into(),
+        kind: KeyKind::User,
+        expires_at: None,
+        created_at: 1_700_000_000_000,
+    };
+    db.store.insert_access_key(&key).await.unwrap();
+    assert_eq!(db.store.access_key("AKIAEXAMPLE0001").await.unwrap(), Some(key.clone()));
+    assert_eq!(db.store.access_key("AKIAMISSING").await.unwrap(), None);
+    assert!(matches!(db.store.insert_access_key(&key).await, Err(Error::Conflict)));
+    assert!(db.store.user_key_name_taken("ci").await.unwrap());
+    assert!(!db.store.user_key_name_taken("other").await.unwrap());
+}
+
+pub async fn action_types_insert_list_delete(db: &TestDb) {
+    let make = custom_type("Make", "1");
+    let lint = custom_type("Lint", "2");
+    db.store.insert_action_type(&make, &event("CreateCustomActionType", "Make", 1)).await.unwrap();
+    db.store.insert_action_type(&lint, &event("CreateCustomActionType", "Lint", 2)).await.unwrap();
+
+    let stored = db.store.action_type(&make.id).await.unwrap().unwrap();
+    assert_eq!(stored.action_type, make);
+    assert!(!stored.deleted);
+
+    let all = db.store.list_action_types(None).await.unwrap();
+    assert_eq!(all, vec![lint.clone(), make.clone()]);
+    assert_eq!(db.store.list_action_types(Some(Owner::ThirdParty)).await.unwrap(), vec![]);
+    assert_eq!(db.store.list_action_types(Some(Owner::Custom)).await.unwrap().len(), 2);
+
+    assert!(db.store.delete_action_type(&make.id, &event("Delete", "Make", 3)).await.unwrap());
+    assert!(!db.store.delete_action_type(&make.id, &event("Delete", "Make", 4)).await.unwrap());
+    assert_eq!(db.store.list_action_types(None).await.unwrap(), vec![lint]);
+    assert!(db.store.action_type(&make.id).await.unwrap().unwrap().deleted);
+}
+
+pub async fn deleted_action_type_cannot_be_recreated(db: &TestDb) {
+    let make = custom_type("Make", "1");
+    db.store.insert_action_type(&make, &event("Create", "Make", 1)).await.unwrap();
+    assert!(db.store.delete_action_type(&make.id, &event("Delete", "Make", 2)).await.unwrap());
+    let again = db.store.insert_action_type(&make, &event("Create", "Make", 3)).await;
+    assert!(matches!(again, Err(Error::Conflict)), "{again:?}");
+}
+
+pub async fn pipeline_versions_are_kept(db: &TestDb) {
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:p";
+    let tags = vec![("team".to_string(), "core".to_string())];
+    let secret: &[u8] = &[9, 9, 9];
+    db.store
+        .create_pipeline(&write("p", "{\"v\":1}", Some(secret)), arn, &tags, &event("Create", "p", 10))
+        .await
+        .unwrap();
+    let dup = db.store.create_pipeline(&write("p", "{}", None), arn, &[], &event("Create", "p", 11)).await;
+    assert!(matches!(dup, Err(Error::Conflict)), "{dup:?}");
+
+    let outcome = db.store.update_pipeline(&write("p", "{\"v\":2}", None), &event("Update", "p", 20)).await;
+    assert_eq!(outcome.unwrap(), UpdateOutcome::Updated { version: 2 });
+    let missing = db.store.update_pipeline(&write("q", "{}", None), &event("Update", "q", 21)).await;
+    assert_eq!(missing.unwrap(), UpdateOutcome::NotFound);
+
+    let latest = db.store.pipeline("p", None).await.unwrap().unwrap();
+    assert_eq!((latest.version, latest.declaration.as_str()), (2, "{\"v\":2}"));
+    assert_eq!(latest.secrets, None);
+    assert_eq!((latest.meta.version, latest.meta.created_at, latest.meta.updated_at), (2, 10, 20));
+
+    let first = db.store.pipeline("p", Some(1)).await.unwrap().unwrap();
+    assert_eq!((first.version, first.declaration.as_str()), (1, "{\"v\":1}"));
+    assert_eq!(first.secrets.as_deref(), Some(secret));
+    assert_eq!(first.meta.version, 2, "meta always describes the latest version");
+
+    assert_eq!(db.store.pipeline("p", Some(3)).await.unwrap(), None);
+    assert_eq!(db.store.pipeline("nope", None).await.unwrap(), None);
+    assert_eq!(db.store.list_tags(arn, None, 10).await.unwrap(), tags);
+}
+
+pub async fn pipelines_page_by_name(db: &TestDb) {
+    for i in (0..7).rev() {
+        let name = format!("p{i}");
+        let arn = format!("arn:{name}");
+        db.store.create_pipeline(&write(&name, "{}", None), &arn, &[], &event("Create", &name, i)).await.unwrap();
+    }
+    let first = db.store.list_pipelines(None, 3).await.unwrap();
+    let names: Vec<_> = first.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["p0", "p1", "p2"]);
+    let rest = db.store.list_pipelines(Some("p2"), 10).await.unwrap();
+    let names: Vec<_> = rest.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["p3", "p4", "p5", "p6"]);
+    assert!(db.store.list_pipelines(Some("p6"), 10).await.unwrap().is_empty());
+}
+
+pub async fn deleting_a_pipeline_removes_versions_and_tags(db: &TestDb) {
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:gone";
+    let tags = vec![("a".to_string(), "1".to_string())];
+    db.store.create_pipeline(&write("gone", "{}", None), arn, &tags, &event("Create", "gone", 1)).await.unwrap();
+    db.store.update_pipeline(&write("gone", "{}", None), &event("Update", "gone", 2)).await.unwrap();
+    assert!(db.store.delete_pipeline("gone", arn, &event("Delete", "gone", 3)).await.unwrap());
+    assert!(!db.store.delete_pipeline("gone", arn, &event("Delete", "gone", 4)).await.unwrap());
+    assert_eq!(db.store.pipeline("gone", Some(1)).await.unwrap(), None);
+    assert!(db.store.list_tags(arn, None, 10).await.unwrap().is_empty());
+
+    // The name can be used again and starts over at version 1.
+    db.store.create_pipeline(&write("gone", "{\"new\":true}", None), arn, &[], &event("Create", "gone", 5)).await.unwrap();
+    let again = db.store.pipeline("gone", None).await.unwrap().unwrap();
+    assert_eq!((again.version, again.declaration.as_str()), (1, "{\"new\":true}"));
+}
+
+pub async fn tags_overwrite_limit_and_page(db: &TestDb) {
+    let arn = "arn:x";
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert!(db.store.tag_resource(arn, &[pair("b", "1"), pair("a", "1")], 3).await.unwrap());
+    assert!(db.store.tag_resource(arn, &[pair("a", "2")], 3).await.unwrap());
+    assert!(!db.store.tag_resource(arn, &[pair("c", "1"), pair("d", "1")], 3).await.unwrap());
+    assert_eq!(db.store.list_tags(arn, None, 10).await.unwrap(), vec![pair("a", "2"), pair("b", "1")]);
+    assert_eq!(db.store.list_tags(arn, None, 1).await.unwrap(), vec![pair("a", "2")]);
+    assert_eq!(db.store.list_tags(arn, Some("a"), 1).await.unwrap(), vec![pair("b", "1")]);
+    db.store.untag_resource(arn, &["a".into(), "zz".into()]).await.unwrap();
+    assert_eq!(db.store.list_tags(arn, None, 10).await.unwrap(), vec![pair("b", "1")]);
+    assert!(db.store.list_tags("arn:other", None, 10).await.unwrap().is_empty());
+}
+
+pub async fn changes_append_events(db: &TestDb) {
+    let make = custom_type("Evented", "1");
+    db.store.insert_action_type(&make, &event("CreateCustomActionType", "Evented", 5)).await.unwrap();
+    db.store.delete_action_type(&make.id, &event("DeleteCustomActionType", "Evented", 6)).await.unwrap();
+    // A failed change records nothing.
+    let _ = db.store.insert_action_type(&make, &event("CreateCustomActionType", "Evented", 7)).await;
+    let events = db.store.events_for_subject("Evented").await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| (e.kind.as_str(), e.at)).collect();
+    assert_eq!(kinds, [("CreateCustomActionType", 5), ("DeleteCustomActionType", 6)]);
+    assert!(events[0].seq < events[1].seq);
+    assert_eq!(events[0].actor, "arn:aws:iam::123456789012:root");
+}
+
+pub async fn reopening_applies_no_migration_twice(db: &TestDb) {
+    db.store.insert_action_type(&custom_type("Kept", "1"), &event("Create", "Kept", 1)).await.unwrap();
+    let again = db.reopen().await;
+    again.ping().await.unwrap();
+    assert_eq!(again.list_action_types(None).await.unwrap().len(), 1);
+    again.close().await;
+}
