@@ -1,1 +1,14 @@
-//! placeholder
+//! The AWS wire layer: SigV4 verification ([`sigv4`], [`auth`]), the AWS JSON 1.1 protocol
+//! ([`json_rpc`]), input checking against the service models ([`model`]), AWS error shapes
+//! ([`error`]) and the facades: [`codepipeline`]. Nothing here knows about axum: the server
+//! hands in [`json_rpc::HttpRequest`] and writes out [`json_rpc::HttpResponse`].
+
+pub mod auth;
+pub mod codepipeline;
+pub mod error;
+pub mod json_rpc;
+pub mod model;
+pub mod sigv4;
+
+pub use error::AwsError;
+pub use json_rpc::{AwsJsonService, HttpRequest, HttpResponse};

@@ -1,1 +1,138 @@
-fn main() {}
+//! The `sluice` binary: `serve` runs the server; operator commands (noun/verb) talk to a running
+//! server over its signed admin API and print JSON on stdout.
+
+mod client;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sluice_core::clock::SystemClock;
+use sluice_server::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Durable job orchestration server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage access keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SLUICE_LISTEN")]
+    listen: Option<String>,
+    /// Directory for the SQLite database, keys and artifacts.
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…); default SQLite in the data dir.
+    #[arg(long = "database", env = "SLUICE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+    #[arg(long, env = "SLUICE_ACCOUNT_ID", hide = true)]
+    account_id: Option<String>,
+    #[arg(long, env = "SLUICE_REGION", hide = true)]
+    region: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an access key for a named user; prints accessKeyId and secretAccessKey.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Keys { command: KeysCommand::Create { name } } => {
+            let output = runtime.block_on(client::Client::from_env()?.create_key(&name))?;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("SLUICE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn root_from_env() -> anyhow::Result<Option<sluice_engine::keys::Credentials>> {
+    let id = std::env::var("SLUICE_ROOT_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("SLUICE_ROOT_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(Some(sluice_engine::keys::Credentials { access_key_id, secret_access_key }))
+        }
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("set both SLUICE_ROOT_ACCESS_KEY_ID and SLUICE_ROOT_SECRET_ACCESS_KEY, or neither"),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        account_id: args.account_id,
+        region: args.region,
+        body_limit: None,
+    };
+    let config = Config::load(args.config.as_deref(), overrides)?;
+    let master_key = std::env::var("SLUICE_MASTER_KEY").ok();
+    let app = sluice_server::bootstrap(&config, Arc::new(SystemClock), master_key, root_from_env()?).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "sluice listening");
+    eprintln!("sluice: listening on http://{address}");
+    sluice_server::run(listener, app, shutdown_signal()).await?;
+    tracing::info!("sluice stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested; draining in-flight requests");
+}

@@ -39,14 +39,12 @@ impl Engine {
         Ok(action_type)
     }
 
-    /// Marks a custom action type deleted; pipelines that use it keep their declaration.
-    pub async fn delete_custom_action_type(&self, actor: &Principal, id: &ActionTypeId) -> Result<()> {
+    /// Marks a custom action type deleted (pipelines that use it keep their declaration).
+    /// Returns false if there was no live type with that id.
+    pub async fn delete_custom_action_type(&self, actor: &Principal, id: &ActionTypeId) -> Result<bool> {
         let subject = id.to_string();
         let delete = event(actor, "DeleteCustomActionType", &subject, self.now_millis());
-        if !self.store.delete_action_type(id, &delete).await? {
-            return Err(Error::ActionTypeNotFound(format!("Action type {subject} does not exist")));
-        }
-        Ok(())
+        Ok(self.store.delete_action_type(id, &delete).await?)
     }
 
     /// Every live action type, built-in ones first, optionally of one owner.

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use sluice_core::action_type::{ActionType, ActionTypeId};
 use sluice_core::pipeline::{validate, ActionSpec, PipelineSpec, StageSpec};
 use sluice_store::events::NewEvent;
-use sluice_store::pipelines::{PipelineMeta, PipelineWrite, UpdateOutcome};
+pub use sluice_store::pipelines::PipelineMeta;
+use sluice_store::pipelines::{PipelineWrite, UpdateOutcome};
 
 use crate::{tags, Engine, Error, Principal, Result};
 
@@ -296,12 +297,10 @@ impl Engine {
         Ok(PipelineView { declaration, arn: self.account.pipeline_arn(name), meta: stored.meta })
     }
 
-    pub async fn delete_pipeline(&self, actor: &Principal, name: &str) -> Result<()> {
+    /// Deletes a pipeline with its versions and tags; false if it did not exist.
+    pub async fn delete_pipeline(&self, actor: &Principal, name: &str) -> Result<bool> {
         let event = pipeline_event(actor, "DeletePipeline", name, self.now_millis());
-        if !self.store.delete_pipeline(name, &self.account.pipeline_arn(name), &event).await? {
-            return Err(pipeline_not_found(name));
-        }
-        Ok(())
+        Ok(self.store.delete_pipeline(name, &self.account.pipeline_arn(name), &event).await?)
     }
 
     /// A page of pipeline summaries by name and the token for the next page.

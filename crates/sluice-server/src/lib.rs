@@ -1,1 +1,26 @@
-//! placeholder
+//! The Sluice server: configuration ([`config`]), start-up of storage, keys and secrets
+//! ([`bootstrap`]), the HTTP surface on one port ([`http`]: health, metrics, admin API, AWS
+//! facades) and request metrics ([`metrics`]). [`run`] serves until the shutdown future resolves,
+//! then drains in-flight requests.
+
+pub mod bootstrap;
+pub mod config;
+pub mod http;
+pub mod metrics;
+
+use std::future::Future;
+
+pub use bootstrap::{bootstrap, App};
+pub use config::Config;
+
+/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = http::router(app.clone());
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    app.engine().store().close().await;
+    Ok(())
+}

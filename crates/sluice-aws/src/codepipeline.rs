@@ -1,0 +1,413 @@
+//! The CodePipeline facade (2015-07-09): wire shapes in and out of the engine for the control
+//! plane (action types, pipelines, tags). Input has already passed the model check, so the
+//! typed parsing here only fails on a Sluice defect or a member the model does not constrain.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sluice_core::action_type::{
+    ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, ConfigProperty, Owner,
+};
+use sluice_engine::{Engine, Error as EngineError, Principal};
+use sluice_engine::pipelines::PipelineMeta;
+
+use crate::error::AwsError;
+use crate::model::Model;
+
+/// The embedded CodePipeline model.
+pub fn model() -> Model {
+    Model::from_embedded(include_str!("../models/codepipeline.json"))
+}
+
+/// Operations this facade serves; every other modelled operation is `UnknownOperationException`.
+pub const OPERATIONS: &[&str] = &[
+    "CreateCustomActionType",
+    "DeleteCustomActionType",
+    "ListActionTypes",
+    "GetActionType",
+    "CreatePipeline",
+    "GetPipeline",
+    "UpdatePipeline",
+    "DeletePipeline",
+    "ListPipelines",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+];
+
+/// Runs one operation.
+pub async fn call(engine: &Engine, principal: &Principal, operation: &str, input: Value) -> Result<Value, AwsError> {
+    match operation {
+        "CreateCustomActionType" => create_custom_action_type(engine, principal, parse(input)?).await,
+        "DeleteCustomActionType" => delete_custom_action_type(engine, principal, parse(input)?).await,
+        "ListActionTypes" => list_action_types(engine, parse(input)?).await,
+        "GetActionType" => get_action_type(engine, parse(input)?).await,
+        "CreatePipeline" => create_pipeline(engine, principal, parse(input)?).await,
+        "GetPipeline" => get_pipeline(engine, parse(input)?).await,
+        "UpdatePipeline" => update_pipeline(engine, principal, parse(input)?).await,
+        "DeletePipeline" => delete_pipeline(engine, principal, parse(input)?).await,
+        "ListPipelines" => list_pipelines(engine, parse(input)?).await,
+        "TagResource" => tag_resource(engine, parse(input)?).await,
+        "UntagResource" => untag_resource(engine, parse(input)?).await,
+        "ListTagsForResource" => list_tags_for_resource(engine, parse(input)?).await,
+        other => Err(AwsError::unknown_operation(format!("Operation {other} is not supported by Sluice yet"))),
+    }
+}
+
+fn parse<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
+    serde_json::from_value(input).map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
+}
+
+/// Epoch seconds with milliseconds, as AWS JSON timestamps are.
+fn timestamp(millis: i64) -> Value {
+    json!(millis as f64 / 1000.0)
+}
+
+#[derive(Deserialize)]
+struct WireTag {
+    key: String,
+    value: String,
+}
+
+fn tag_pairs(tags: Option<Vec<WireTag>>) -> Vec<(String, String)> {
+    tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+fn wire_tags(tags: &[(String, String)]) -> Value {
+    tags.iter().map(|(key, value)| json!({"key": key, "value": value})).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireArtifactDetails {
+    minimum_count: u32,
+    maximum_count: u32,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WireSettings {
+    third_party_configuration_url: Option<String>,
+    entity_url_template: Option<String>,
+    execution_url_template: Option<String>,
+    revision_url_template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireProperty {
+    name: String,
+    required: bool,
+    key: bool,
+    secret: bool,
+    queryable: Option<bool>,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateCustomActionTypeInput {
+    category: String,
+    provider: String,
+    version: String,
+    settings: Option<WireSettings>,
+    configuration_properties: Option<Vec<WireProperty>>,
+    input_artifact_details: WireArtifactDetails,
+    output_artifact_details: WireArtifactDetails,
+    tags: Option<Vec<WireTag>>,
+}
+
+fn bounds(details: WireArtifactDetails) -> ArtifactBounds {
+    ArtifactBounds { min: details.minimum_count, max: details.maximum_count }
+}
+
+fn property(wire: WireProperty) -> Result<ConfigProperty, AwsError> {
+    Ok(ConfigProperty {
+        name: wire.name,
+        required: wire.required,
+        key: wire.key,
+        secret: wire.secret,
+        queryable: wire.queryable.unwrap_or(false),
+        description: wire.description,
+        kind: wire.kind.map(|k| k.parse()).transpose().map_err(AwsError::validation)?,
+    })
+}
+
+fn type_id(category: &str, owner: Owner, provider: String, version: String) -> Result<ActionTypeId, AwsError> {
+    Ok(ActionTypeId { category: category.parse().map_err(AwsError::validation)?, owner, provider, version })
+}
+
+async fn create_custom_action_type(
+    engine: &Engine,
+    principal: &Principal,
+    input: CreateCustomActionTypeInput,
+) -> Result<Value, AwsError> {
+    let settings = input.settings.unwrap_or_default();
+    let action_type = ActionType {
+        id: type_id(&input.category, Owner::Custom, input.provider, input.version)?,
+        settings: ActionTypeSettings {
+            third_party_configuration_url: settings.third_party_configuration_url,
+            entity_url_template: settings.entity_url_template,
+            execution_url_template: settings.execution_url_template,
+            revision_url_template: settings.revision_url_template,
+        },
+        properties: input
+            .configuration_properties
+            .unwrap_or_default()
+            .into_iter()
+            .map(property)
+            .collect::<Result<_, _>>()?,
+        input: bounds(input.input_artifact_details),
+        output: bounds(input.output_artifact_details),
+    };
+    let tags = tag_pairs(input.tags);
+    let created = engine.create_custom_action_type(principal, action_type, tags.clone()).await?;
+    Ok(json!({"actionType": wire_action_type(&created), "tags": wire_tags(&tags)}))
+}
+
+fn wire_id(id: &ActionTypeId) -> Value {
+    json!({"category": id.category.as_str(), "owner": id.owner.as_str(), "provider": id.provider, "version": id.version})
+}
+
+fn wire_settings(settings: &ActionTypeSettings) -> Value {
+    let mut object = serde_json::Map::new();
+    let fields = [
+        ("thirdPartyConfigurationUrl", &settings.third_party_configuration_url),
+        ("entityUrlTemplate", &settings.entity_url_template),
+        ("executionUrlTemplate", &settings.execution_url_template),
+        ("revisionUrlTemplate", &settings.revision_url_template),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            object.insert(name.into(), json!(value));
+        }
+    }
+    Value::Object(object)
+}
+
+fn wire_property(p: &ConfigProperty) -> Value {
+    let mut value = json!({"name": p.name, "required": p.required, "key": p.key, "secret": p.secret, "queryable": p.queryable});
+    if let Some(description) = &p.description {
+        value["description"] = json!(description);
+    }
+    if let Some(kind) = p.kind {
+        value["type"] = json!(kind.as_str());
+    }
+    value
+}
+
+fn wire_action_type(t: &ActionType) -> Value {
+    json!({
+        "id": wire_id(&t.id),
+        "settings": wire_settings(&t.settings),
+        "actionConfigurationProperties": t.properties.iter().map(wire_property).collect::<Vec<_>>(),
+        "inputArtifactDetails": {"minimumCount": t.input.min, "maximumCount": t.input.max},
+        "outputArtifactDetails": {"minimumCount": t.output.min, "maximumCount": t.output.max},
+    })
+}
+
+#[derive(Deserialize)]
+struct DeleteCustomActionTypeInput {
+    category: String,
+    provider: String,
+    version: String,
+}
+
+async fn delete_custom_action_type(
+    engine: &Engine,
+    principal: &Principal,
+    input: DeleteCustomActionTypeInput,
+) -> Result<Value, AwsError> {
+    let id = type_id(&input.category, Owner::Custom, input.provider, input.version)?;
+    // DeleteCustomActionType models no not-found error: deleting an absent type succeeds.
+    engine.delete_custom_action_type(principal, &id).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListActionTypesInput {
+    action_owner_filter: Option<String>,
+    next_token: Option<String>,
+    region_filter: Option<String>,
+}
+
+async fn list_action_types(engine: &Engine, input: ListActionTypesInput) -> Result<Value, AwsError> {
+    if input.next_token.is_some() {
+        // Every action type fits in one page, so no token was ever handed out.
+        return Err(EngineError::InvalidNextToken("The next token is not valid".into()).into());
+    }
+    let owner = input.action_owner_filter.map(|o| o.parse::<Owner>()).transpose().map_err(AwsError::validation)?;
+    let types = match input.region_filter {
+        Some(region) if region != engine.account().region => Vec::new(),
+        _ => engine.list_action_types(owner).await?,
+    };
+    Ok(json!({"actionTypes": types.iter().map(wire_action_type).collect::<Vec<_>>()}))
+}
+
+#[derive(Deserialize)]
+struct GetActionTypeInput {
+    category: String,
+    owner: String,
+    provider: String,
+    version: String,
+}
+
+async fn get_action_type(engine: &Engine, input: GetActionTypeInput) -> Result<Value, AwsError> {
+    let owner = input.owner.parse::<Owner>().map_err(AwsError::validation)?;
+    let id = type_id(&input.category, owner, input.provider, input.version)?;
+    let Some(found) = engine.action_type(&id).await? else {
+        return Err(EngineError::ActionTypeNotFound(format!("Action type {id} does not exist")).into());
+    };
+    Ok(json!({"actionType": action_type_declaration(&found)}))
+}
+
+/// GetActionType's richer shape (ActionTypeDeclaration).
+fn action_type_declaration(t: &ActionType) -> Value {
+    let properties: Vec<Value> = t
+        .properties
+        .iter()
+        .map(|p| {
+            let mut value = json!({"name": p.name, "optional": !p.required, "key": p.key, "noEcho": p.secret, "queryable": p.queryable});
+            if let Some(description) = &p.description {
+                value["description"] = json!(description);
+            }
+            value
+        })
+        .collect();
+    let mut urls = wire_settings(&t.settings);
+    if let Some(url) = urls.as_object_mut().and_then(|o| o.remove("thirdPartyConfigurationUrl")) {
+        urls["configurationUrl"] = url;
+    }
+    json!({
+        "id": wire_id(&t.id),
+        "executor": {"type": "JobWorker", "configuration": {"jobWorkerExecutorConfiguration": {}}},
+        "inputArtifactDetails": {"minimumCount": t.input.min, "maximumCount": t.input.max},
+        "outputArtifactDetails": {"minimumCount": t.output.min, "maximumCount": t.output.max},
+        "properties": properties,
+        "urls": urls,
+    })
+}
+
+#[derive(Deserialize)]
+struct CreatePipelineInput {
+    pipeline: Value,
+    tags: Option<Vec<WireTag>>,
+}
+
+async fn create_pipeline(engine: &Engine, principal: &Principal, input: CreatePipelineInput) -> Result<Value, AwsError> {
+    let tags = tag_pairs(input.tags);
+    let view = engine.create_pipeline(principal, input.pipeline, tags.clone()).await?;
+    Ok(json!({"pipeline": view.declaration, "tags": wire_tags(&tags)}))
+}
+
+#[derive(Deserialize)]
+struct GetPipelineInput {
+    name: String,
+    version: Option<i64>,
+}
+
+async fn get_pipeline(engine: &Engine, input: GetPipelineInput) -> Result<Value, AwsError> {
+    let view = engine.pipeline(&input.name, input.version).await?;
+    Ok(json!({
+        "pipeline": view.declaration,
+        "metadata": {
+            "pipelineArn": view.arn,
+            "created": timestamp(view.meta.created_at),
+            "updated": timestamp(view.meta.updated_at),
+        }
+    }))
+}
+
+#[derive(Deserialize)]
+struct UpdatePipelineInput {
+    pipeline: Value,
+}
+
+async fn update_pipeline(engine: &Engine, principal: &Principal, input: UpdatePipelineInput) -> Result<Value, AwsError> {
+    let view = engine.update_pipeline(principal, input.pipeline).await?;
+    Ok(json!({"pipeline": view.declaration}))
+}
+
+#[derive(Deserialize)]
+struct DeletePipelineInput {
+    name: String,
+}
+
+async fn delete_pipeline(engine: &Engine, principal: &Principal, input: DeletePipelineInput) -> Result<Value, AwsError> {
+    // DeletePipeline models no not-found error: deleting an absent pipeline succeeds.
+    engine.delete_pipeline(principal, &input.name).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListPipelinesInput {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+fn pipeline_summary(meta: &PipelineMeta) -> Value {
+    json!({
+        "name": meta.name,
+        "version": meta.version,
+        "pipelineType": meta.pipeline_type,
+        "executionMode": meta.execution_mode,
+        "created": timestamp(meta.created_at),
+        "updated": timestamp(meta.updated_at),
+    })
+}
+
+async fn list_pipelines(engine: &Engine, input: ListPipelinesInput) -> Result<Value, AwsError> {
+    let max = input.max_results.unwrap_or(100);
+    let (page, next) = engine.list_pipelines(input.next_token.as_deref(), max).await?;
+    let mut output = json!({"pipelines": page.iter().map(pipeline_summary).collect::<Vec<_>>()});
+    if let Some(next) = next {
+        output["nextToken"] = json!(next);
+    }
+    Ok(output)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TagResourceInput {
+    resource_arn: String,
+    tags: Vec<WireTag>,
+}
+
+async fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<Value, AwsError> {
+    engine.tag_resource(&input.resource_arn, tag_pairs(Some(input.tags))).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UntagResourceInput {
+    resource_arn: String,
+    tag_keys: Vec<String>,
+}
+
+async fn untag_resource(engine: &Engine, input: UntagResourceInput) -> Result<Value, AwsError> {
+    engine.untag_resource(&input.resource_arn, input.tag_keys).await?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListTagsForResourceInput {
+    resource_arn: String,
+    next_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+async fn list_tags_for_resource(engine: &Engine, input: ListTagsForResourceInput) -> Result<Value, AwsError> {
+    let max = input.max_results.unwrap_or(50);
+    let (tags, next) = engine.list_tags(&input.resource_arn, input.next_token.as_deref(), max).await?;
+    let mut output = json!({"tags": wire_tags(&tags)});
+    if let Some(next) = next {
+        output["nextToken"] = json!(next);
+    }
+    Ok(output)
+}

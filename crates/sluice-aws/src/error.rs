@@ -1,0 +1,80 @@
+//! AWS error shapes: one [`AwsError`] per failed request, and the single place where engine
+//! errors become wire error codes.
+
+use sluice_engine::Error as EngineError;
+
+/// An error as an AWS client sees it: HTTP status, `__type` code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        AwsError { status, code, message: message.into() }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(400, "ValidationException", message)
+    }
+
+    pub fn serialization(message: impl Into<String>) -> Self {
+        Self::new(400, "SerializationException", message)
+    }
+
+    pub fn unknown_operation(message: impl Into<String>) -> Self {
+        Self::new(400, "UnknownOperationException", message)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(413, "RequestEntityTooLargeException", format!("Request body exceeds the limit of {limit} bytes"))
+    }
+
+    pub fn internal() -> Self {
+        Self::new(500, "InternalFailure", "The request processing has failed because of an unknown error")
+    }
+}
+
+impl From<EngineError> for AwsError {
+    fn from(err: EngineError) -> Self {
+        let (code, status) = match &err {
+            EngineError::Validation(_) => ("ValidationException", 400),
+            EngineError::Structure(_) => ("InvalidStructureException", 400),
+            EngineError::PipelineNotFound(_) => ("PipelineNotFoundException", 400),
+            EngineError::PipelineVersionNotFound(_) => ("PipelineVersionNotFoundException", 400),
+            EngineError::PipelineNameInUse(_) => ("PipelineNameInUseException", 400),
+            EngineError::ActionTypeNotFound(_) => ("ActionTypeNotFoundException", 400),
+            EngineError::ActionTypeExists(_) => ("ActionTypeAlreadyExistsException", 400),
+            EngineError::ResourceNotFound(_) => ("ResourceNotFoundException", 400),
+            EngineError::InvalidTags(_) => ("InvalidTagsException", 400),
+            EngineError::TooManyTags(_) => ("TooManyTagsException", 400),
+            EngineError::InvalidNextToken(_) => ("InvalidNextTokenException", 400),
+            EngineError::AccessDenied(_) => ("AccessDeniedException", 400),
+            EngineError::Internal(_) | EngineError::Store(_) => {
+                tracing::error!(error = ?err, "internal failure");
+                return AwsError::internal();
+            }
+        };
+        AwsError::new(status, code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_never_reach_the_message() {
+        let err: AwsError = EngineError::Internal("/var/lib/sluice/sluice.db is locked".into()).into();
+        assert_eq!((err.status, err.code), (500, "InternalFailure"));
+        assert!(!err.message.contains("sluice.db"));
+    }
+
+    #[test]
+    fn domain_errors_keep_their_message() {
+        let err: AwsError = EngineError::PipelineNotFound("no pipeline p".into()).into();
+        assert_eq!((err.status, err.code, err.message.as_str()), (400, "PipelineNotFoundException", "no pipeline p"));
+    }
+}

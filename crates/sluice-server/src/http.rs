@@ -1,0 +1,178 @@
+//! The one HTTP port: `/health`, `/metrics`, the admin API (`/admin/v1/*`, SigV4 signing name
+//! `sluice`) and the AWS JSON 1.1 facades (any `POST` with `X-Amz-Target`). Every response is
+//! counted in [`crate::metrics`] under its operation.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use sluice_aws::json_rpc::encode_error;
+use sluice_aws::sigv4::{sha256_hex, RequestParts};
+use sluice_aws::{AwsError, HttpRequest, HttpResponse};
+
+use crate::bootstrap::App;
+
+/// The operation a response answered, for metrics and logs.
+#[derive(Debug, Clone)]
+struct Operation(String);
+
+/// All routes of the server.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/admin/v1/keys", post(create_key))
+        .fallback(aws_json)
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+async fn observe(State(app): State<App>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let operation = response
+        .extensions()
+        .get::<Operation>()
+        .map(|o| o.0.clone())
+        .unwrap_or_else(|| "other".into());
+    let elapsed = started.elapsed();
+    app.metrics().record(&operation, response.status().as_u16(), elapsed);
+    tracing::debug!(%method, %path, %operation, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+fn labelled(mut response: Response, operation: &str) -> Response {
+    response.extensions_mut().insert(Operation(operation.to_string()));
+    response
+}
+
+async fn health(State(app): State<App>) -> Response {
+    let response = match app.engine().store().ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check: storage unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "unavailable"}))).into_response()
+        }
+    };
+    labelled(response, "health")
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let response = (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics().render(),
+    )
+        .into_response();
+    labelled(response, "metrics")
+}
+
+fn to_response(response: HttpResponse) -> Response {
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+fn error_response(err: &AwsError) -> Response {
+    to_response(encode_error(err, &uuid::Uuid::new_v4().to_string()))
+}
+
+/// Splits a request into parts and a body read up to the limit.
+async fn read(app: &App, request: Request) -> Result<(axum::http::request::Parts, Bytes), Response> {
+    let (mut parts, body) = request.into_parts();
+    add_host_header(&mut parts);
+    match axum::body::to_bytes(body, app.body_limit()).await {
+        Ok(bytes) => Ok((parts, bytes)),
+        Err(_) => Err(error_response(&AwsError::too_large(app.body_limit()))),
+    }
+}
+
+/// HTTP/2 carries the host in `:authority`; SigV4 signs it as `host`.
+fn add_host_header(parts: &mut axum::http::request::Parts) {
+    if parts.headers.contains_key("host") {
+        return;
+    }
+    if let Some(value) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()) {
+        parts.headers.insert("host", value);
+    }
+}
+
+async fn aws_json(State(app): State<App>, request: Request) -> Response {
+    let is_aws = request.method() == axum::http::Method::POST && request.headers().contains_key("x-amz-target");
+    if !is_aws {
+        let body = json!({"__type": "NotFoundException", "message": format!("No route for {} {}", request.method(), request.uri().path())});
+        return labelled((StatusCode::NOT_FOUND, axum::Json(body)).into_response(), "not_found");
+    }
+    let (parts, body) = match read(&app, request).await {
+        Ok(read) => read,
+        Err(response) => return labelled(response, "too_large"),
+    };
+    let http_request = HttpRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let (response, target) = app.aws().handle(&http_request).await;
+    let operation = target.rsplit_once('.').map(|(_, op)| op).unwrap_or("unknown");
+    labelled(to_response(response), operation)
+}
+
+async fn create_key(State(app): State<App>, request: Request) -> Response {
+    let response = match create_key_inner(&app, request).await {
+        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+        Err(response) => response,
+    };
+    labelled(response, "admin.CreateKey")
+}
+
+async fn create_key_inner(app: &App, request: Request) -> Result<Value, Response> {
+    let (parts, body) = read(app, request).await?;
+    let created = async {
+        let principal = authenticate_admin(app, &parts, &body).await?;
+        let name = parse_name(&body)?;
+        let credentials = app.engine().create_user_key(&principal, &name).await?;
+        Ok::<_, AwsError>(json!({
+            "accessKeyId": credentials.access_key_id,
+            "secretAccessKey": credentials.secret_access_key,
+        }))
+    };
+    created.await.map_err(|err| error_response(&err))
+}
+
+fn parse_name(body: &[u8]) -> Result<String, AwsError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| AwsError::serialization("Body must be JSON like {\"name\": \"...\"}"))?;
+    value
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| AwsError::validation("Member name is required"))
+}
+
+async fn authenticate_admin(
+    app: &App,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<sluice_engine::Principal, AwsError> {
+    let request = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        payload_sha256: &sha256_hex(body),
+    };
+    sluice_aws::auth::authenticate(app.engine(), &request, "sluice").await
+}
