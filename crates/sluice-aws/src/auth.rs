@@ -25,7 +25,11 @@ fn unrecognized() -> AwsError {
 }
 
 /// Verifies the request's signature for `service` and returns the signing principal.
-pub async fn authenticate(engine: &Engine, request: &RequestParts<'_>, service: &str) -> Result<Principal, AwsError> {
+pub async fn authenticate(
+    engine: &Engine,
+    request: &RequestParts<'_>,
+    service: &str,
+) -> Result<Principal, AwsError> {
     let auth = sigv4::parse(request).map_err(signature_error)?;
     if auth.service != service {
         return Err(AwsError::new(
@@ -39,7 +43,10 @@ pub async fn authenticate(engine: &Engine, request: &RequestParts<'_>, service: 
         return Err(AwsError::new(
             400,
             "InvalidSignatureException",
-            format!("Credential should be scoped to a valid region: this server is '{region}', not '{}'", auth.region),
+            format!(
+                "Credential should be scoped to a valid region: this server is '{region}', not '{}'",
+                auth.region
+            ),
         ));
     }
     let key = engine.key_for_verification(&auth.access_key_id).await?.ok_or_else(unrecognized)?;

@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use sluice_core::action_type::{
     ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, ConfigProperty, Owner,
 };
-use sluice_engine::{Engine, Error as EngineError, Principal};
 use sluice_engine::pipelines::PipelineMeta;
+use sluice_engine::{Engine, Error as EngineError, Principal};
 
 use crate::error::AwsError;
 use crate::model::Model;
@@ -36,7 +36,12 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 /// Runs one operation.
-pub async fn call(engine: &Engine, principal: &Principal, operation: &str, input: Value) -> Result<Value, AwsError> {
+pub async fn call(
+    engine: &Engine,
+    principal: &Principal,
+    operation: &str,
+    input: Value,
+) -> Result<Value, AwsError> {
     match operation {
         "CreateCustomActionType" => create_custom_action_type(engine, principal, parse(input)?).await,
         "DeleteCustomActionType" => delete_custom_action_type(engine, principal, parse(input)?).await,
@@ -50,12 +55,15 @@ pub async fn call(engine: &Engine, principal: &Principal, operation: &str, input
         "TagResource" => tag_resource(engine, parse(input)?).await,
         "UntagResource" => untag_resource(engine, parse(input)?).await,
         "ListTagsForResource" => list_tags_for_resource(engine, parse(input)?).await,
-        other => Err(AwsError::unknown_operation(format!("Operation {other} is not supported by Sluice yet"))),
+        other => {
+            Err(AwsError::unknown_operation(format!("Operation {other} is not supported by Sluice yet")))
+        }
     }
 }
 
 fn parse<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
-    serde_json::from_value(input).map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
+    serde_json::from_value(input)
+        .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
 }
 
 /// Epoch seconds with milliseconds, as AWS JSON timestamps are.
@@ -135,7 +143,12 @@ fn property(wire: WireProperty) -> Result<ConfigProperty, AwsError> {
     })
 }
 
-fn type_id(category: &str, owner: Owner, provider: String, version: String) -> Result<ActionTypeId, AwsError> {
+fn type_id(
+    category: &str,
+    owner: Owner,
+    provider: String,
+    version: String,
+) -> Result<ActionTypeId, AwsError> {
     Ok(ActionTypeId { category: category.parse().map_err(AwsError::validation)?, owner, provider, version })
 }
 
@@ -239,7 +252,8 @@ async fn list_action_types(engine: &Engine, input: ListActionTypesInput) -> Resu
         // Every action type fits in one page, so no token was ever handed out.
         return Err(EngineError::InvalidNextToken("The next token is not valid".into()).into());
     }
-    let owner = input.action_owner_filter.map(|o| o.parse::<Owner>()).transpose().map_err(AwsError::validation)?;
+    let owner =
+        input.action_owner_filter.map(|o| o.parse::<Owner>()).transpose().map_err(AwsError::validation)?;
     let types = match input.region_filter {
         Some(region) if region != engine.account().region => Vec::new(),
         _ => engine.list_action_types(owner).await?,
@@ -297,7 +311,11 @@ struct CreatePipelineInput {
     tags: Option<Vec<WireTag>>,
 }
 
-async fn create_pipeline(engine: &Engine, principal: &Principal, input: CreatePipelineInput) -> Result<Value, AwsError> {
+async fn create_pipeline(
+    engine: &Engine,
+    principal: &Principal,
+    input: CreatePipelineInput,
+) -> Result<Value, AwsError> {
     let tags = tag_pairs(input.tags);
     let view = engine.create_pipeline(principal, input.pipeline, tags.clone()).await?;
     Ok(json!({"pipeline": view.declaration, "tags": wire_tags(&tags)}))
@@ -326,7 +344,11 @@ struct UpdatePipelineInput {
     pipeline: Value,
 }
 
-async fn update_pipeline(engine: &Engine, principal: &Principal, input: UpdatePipelineInput) -> Result<Value, AwsError> {
+async fn update_pipeline(
+    engine: &Engine,
+    principal: &Principal,
+    input: UpdatePipelineInput,
+) -> Result<Value, AwsError> {
     let view = engine.update_pipeline(principal, input.pipeline).await?;
     Ok(json!({"pipeline": view.declaration}))
 }
@@ -336,7 +358,11 @@ struct DeletePipelineInput {
     name: String,
 }
 
-async fn delete_pipeline(engine: &Engine, principal: &Principal, input: DeletePipelineInput) -> Result<Value, AwsError> {
+async fn delete_pipeline(
+    engine: &Engine,
+    principal: &Principal,
+    input: DeletePipelineInput,
+) -> Result<Value, AwsError> {
     // DeletePipeline models no not-found error: deleting an absent pipeline succeeds.
     engine.delete_pipeline(principal, &input.name).await?;
     Ok(json!({}))

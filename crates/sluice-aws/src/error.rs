@@ -29,7 +29,11 @@ impl AwsError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLargeException", format!("Request body exceeds the limit of {limit} bytes"))
+        Self::new(
+            413,
+            "RequestEntityTooLargeException",
+            format!("Request body exceeds the limit of {limit} bytes"),
+        )
     }
 
     pub fn internal() -> Self {
@@ -75,6 +79,9 @@ mod tests {
     #[test]
     fn domain_errors_keep_their_message() {
         let err: AwsError = EngineError::PipelineNotFound("no pipeline p".into()).into();
-        assert_eq!((err.status, err.code, err.message.as_str()), (400, "PipelineNotFoundException", "no pipeline p"));
+        assert_eq!(
+            (err.status, err.code, err.message.as_str()),
+            (400, "PipelineNotFoundException", "no pipeline p")
+        );
     }
 }

@@ -88,7 +88,9 @@ impl AwsJsonService {
             Target::CodePipeline => codepipeline::OPERATIONS,
         };
         if !served.contains(&operation) {
-            return Err(AwsError::unknown_operation(format!("Operation {operation} is not supported by Sluice yet")));
+            return Err(AwsError::unknown_operation(format!(
+                "Operation {operation} is not supported by Sluice yet"
+            )));
         }
         let input = parse_body(request.body)?;
         model.check_input(operation, &input)?;
@@ -141,7 +143,10 @@ mod tests {
 
     #[test]
     fn targets_route_by_prefix() {
-        assert_eq!(route("CodePipeline_20150709.GetPipeline").unwrap(), (Target::CodePipeline, "GetPipeline"));
+        assert_eq!(
+            route("CodePipeline_20150709.GetPipeline").unwrap(),
+            (Target::CodePipeline, "GetPipeline")
+        );
         for bad in ["", "GetPipeline", "AmazonSSM.GetDocument", "CodePipeline_20150709"] {
             assert_eq!(route(bad).unwrap_err().code, "UnknownOperationException", "{bad}");
         }

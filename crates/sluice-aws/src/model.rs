@@ -309,7 +309,8 @@ mod tests {
         assert!(message.contains("'name'"), "{message}");
         let (code, _) = code_and_message(model().check_input("GetPipeline", &json!([1])));
         assert_eq!(code, "SerializationException");
-        let (code, _) = code_and_message(model().check_input("GetPipeline", &json!({"name": "p", "version": 1.5})));
+        let (code, _) =
+            code_and_message(model().check_input("GetPipeline", &json!({"name": "p", "version": 1.5})));
         assert_eq!(code, "SerializationException");
     }
 

@@ -27,11 +27,7 @@ const SCOPE_TERMINATOR: &str = "aws4_request";
 const AMZ_DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// Everything except the AWS unreserved characters `A-Z a-z 0-9 - . _ ~` is percent-encoded.
-const AWS_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const AWS_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// What the server saw of a request, as received.
 pub struct RequestParts<'a> {
@@ -86,10 +82,7 @@ impl fmt::Debug for Auth {
             .field("amz_date", &self.amz_date)
             .field("signed_headers", &self.signed_headers)
             .field("signature", &self.signature)
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("security_token", &self.security_token.as_ref().map(|_| "<redacted>"))
             .field("presigned_expires", &self.presigned_expires)
             .finish()
     }
@@ -141,9 +134,7 @@ pub fn parse(req: &RequestParts<'_>) -> Result<Auth, SigError> {
     let header = req.headers.get(http::header::AUTHORIZATION);
     let presigned = req.query.filter(|query| is_presigned_query(query));
     let auth = match (header, presigned) {
-        (Some(_), Some(_)) => Err(malformed(
-            "both an Authorization header and a presigned query",
-        )),
+        (Some(_), Some(_)) => Err(malformed("both an Authorization header and a presigned query")),
         (Some(value), None) => parse_header_form(value, req.headers),
         (None, Some(query)) => parse_query_form(query),
         (None, None) => Err(SigError::Missing),
@@ -153,24 +144,16 @@ pub fn parse(req: &RequestParts<'_>) -> Result<Auth, SigError> {
 }
 
 fn require_signed_headers(headers: &HeaderMap, names: &[String]) -> Result<(), SigError> {
-    match names
-        .iter()
-        .find(|name| !headers.contains_key(name.as_str()))
-    {
-        Some(name) => Err(malformed(format!(
-            "signed header {name} is not in the request"
-        ))),
+    match names.iter().find(|name| !headers.contains_key(name.as_str())) {
+        Some(name) => Err(malformed(format!("signed header {name} is not in the request"))),
         None => Ok(()),
     }
 }
 
 fn is_presigned_query(query: &str) -> bool {
-    decoded_pairs(query).iter().any(|(key, _)| {
-        matches!(
-            key.as_str(),
-            "X-Amz-Algorithm" | "X-Amz-Credential" | "X-Amz-Signature"
-        )
-    })
+    decoded_pairs(query)
+        .iter()
+        .any(|(key, _)| matches!(key.as_str(), "X-Amz-Algorithm" | "X-Amz-Credential" | "X-Amz-Signature"))
 }
 
 /// The three components of an Authorization header after the algorithm.
@@ -182,9 +165,7 @@ struct HeaderFields<'a> {
 }
 
 fn parse_header_form(value: &HeaderValue, headers: &HeaderMap) -> Result<Auth, SigError> {
-    let text = value
-        .to_str()
-        .map_err(|_| malformed("Authorization header is not visible ASCII"))?;
+    let text = value.to_str().map_err(|_| malformed("Authorization header is not visible ASCII"))?;
     let (algorithm, rest) = text
         .trim()
         .split_once(|c: char| c.is_ascii_whitespace())
@@ -192,15 +173,9 @@ fn parse_header_form(value: &HeaderValue, headers: &HeaderMap) -> Result<Auth, S
     check_algorithm(algorithm)?;
     let fields = header_fields(rest)?;
     let parts = AuthParts {
-        credential: fields
-            .credential
-            .ok_or_else(|| malformed("missing Credential"))?,
-        signed_headers: fields
-            .signed_headers
-            .ok_or_else(|| malformed("missing SignedHeaders"))?,
-        signature: fields
-            .signature
-            .ok_or_else(|| malformed("missing Signature"))?,
+        credential: fields.credential.ok_or_else(|| malformed("missing Credential"))?,
+        signed_headers: fields.signed_headers.ok_or_else(|| malformed("missing SignedHeaders"))?,
+        signature: fields.signature.ok_or_else(|| malformed("missing Signature"))?,
         amz_date: header_amz_date(headers)?,
         security_token: header_text_opt(headers, "x-amz-security-token")?,
         presigned_expires: None,
@@ -211,9 +186,8 @@ fn parse_header_form(value: &HeaderValue, headers: &HeaderMap) -> Result<Auth, S
 fn header_fields(rest: &str) -> Result<HeaderFields<'_>, SigError> {
     let mut fields = HeaderFields::default();
     for component in rest.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        let (key, value) = component
-            .split_once('=')
-            .ok_or_else(|| malformed("Authorization component without '='"))?;
+        let (key, value) =
+            component.split_once('=').ok_or_else(|| malformed("Authorization component without '='"))?;
         let slot = match key.trim() {
             "Credential" => &mut fields.credential,
             "SignedHeaders" => &mut fields.signed_headers,
@@ -238,12 +212,9 @@ fn header_amz_date(headers: &HeaderMap) -> Result<String, SigError> {
 }
 
 fn http_date_to_amz_date(value: &str) -> Result<String, SigError> {
-    let parsed = DateTime::parse_from_rfc2822(value.trim())
-        .map_err(|_| malformed("unparseable Date header"))?;
-    Ok(parsed
-        .with_timezone(&Utc)
-        .format(AMZ_DATE_FORMAT)
-        .to_string())
+    let parsed =
+        DateTime::parse_from_rfc2822(value.trim()).map_err(|_| malformed("unparseable Date header"))?;
+    Ok(parsed.with_timezone(&Utc).format(AMZ_DATE_FORMAT).to_string())
 }
 
 fn header_text_opt(headers: &HeaderMap, name: &str) -> Result<Option<String>, SigError> {
@@ -340,9 +311,7 @@ fn build_auth(parts: AuthParts<'_>) -> Result<Auth, SigError> {
 fn parse_credential(value: &str) -> Result<[String; 4], SigError> {
     let parts: Vec<&str> = value.split('/').collect();
     let [key, date, region, service, terminator] = parts.as_slice() else {
-        return Err(malformed(
-            "Credential must be <key>/<date>/<region>/<service>/aws4_request",
-        ));
+        return Err(malformed("Credential must be <key>/<date>/<region>/<service>/aws4_request"));
     };
     if *terminator != SCOPE_TERMINATOR {
         return Err(malformed("Credential scope must end in aws4_request"));
@@ -357,10 +326,7 @@ fn parse_credential(value: &str) -> Result<[String; 4], SigError> {
 }
 
 fn parse_signed_headers(value: &str) -> Result<Vec<String>, SigError> {
-    let mut names: Vec<String> = value
-        .split(';')
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
+    let mut names: Vec<String> = value.split(';').map(|name| name.trim().to_ascii_lowercase()).collect();
     if names.iter().any(String::is_empty) {
         return Err(malformed("empty name in SignedHeaders"));
     }
@@ -406,8 +372,8 @@ pub fn verify(
 }
 
 fn check_time(auth: &Auth, now_millis: i64) -> Result<(), SigError> {
-    let signed_at = amz_date_millis(&auth.amz_date)
-        .ok_or_else(|| malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
+    let signed_at =
+        amz_date_millis(&auth.amz_date).ok_or_else(|| malformed("X-Amz-Date is not YYYYMMDDTHHMMSSZ"))?;
     match auth.presigned_expires {
         None => check_skew(signed_at, now_millis),
         Some(expires) => check_expiry(signed_at, expires, now_millis),
@@ -432,9 +398,7 @@ fn check_expiry(signed_at: i64, expires: u64, now_millis: i64) -> Result<(), Sig
     }
     // A URL dated in the future is not valid yet (beyond the usual clock allowance).
     if signed_at > now_millis && signed_at.abs_diff(now_millis) > MAX_SKEW_MILLIS {
-        return Err(SigError::Skewed(
-            "presigned request is not valid yet".into(),
-        ));
+        return Err(SigError::Skewed("presigned request is not valid yet".into()));
     }
     // `expires` is at most 604800 here, so this cannot overflow.
     let expires_at = signed_at + expires as i64 * 1000;
@@ -480,17 +444,8 @@ fn expected_signature(
         signed_headers: auth.signed_headers.join(";"),
         payload_hash,
     };
-    let scope = Scope {
-        date: &auth.date,
-        region: &auth.region,
-        service: &auth.service,
-    };
-    Ok(sign_canonical(
-        secret_access_key,
-        &auth.amz_date,
-        &scope,
-        &canonical.render(),
-    ))
+    let scope = Scope { date: &auth.date, region: &auth.region, service: &auth.service };
+    Ok(sign_canonical(secret_access_key, &auth.amz_date, &scope, &canonical.render()))
 }
 
 // ---------------------------------------------------------------------------
@@ -511,11 +466,8 @@ pub fn sign_headers(
 ) -> Vec<(String, String)> {
     let amz_date = format_amz_date(params.now_millis);
     let mut added = added_headers(params, &amz_date, payload_sha256, include_content_sha256);
-    let mut to_sign: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| !is_generated_header(name))
-        .cloned()
-        .collect();
+    let mut to_sign: Vec<(String, String)> =
+        headers.iter().filter(|(name, _)| !is_generated_header(name)).cloned().collect();
     to_sign.extend(added.iter().cloned());
     let (canonical_headers, signed_headers) = canonical_headers_from_pairs(&to_sign);
     let canonical = CanonicalRequest {
@@ -527,12 +479,7 @@ pub fn sign_headers(
         payload_hash: payload_sha256,
     };
     let scope = params_scope(params, &amz_date);
-    let signature = sign_canonical(
-        params.secret_access_key,
-        &amz_date,
-        &scope,
-        &canonical.render(),
-    );
+    let signature = sign_canonical(params.secret_access_key, &amz_date, &scope, &canonical.render());
     let authorization = format!(
         "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
         params.access_key_id,
@@ -561,14 +508,9 @@ fn added_headers(
 }
 
 fn is_generated_header(name: &str) -> bool {
-    [
-        "x-amz-date",
-        "x-amz-content-sha256",
-        "x-amz-security-token",
-        "authorization",
-    ]
-    .iter()
-    .any(|generated| name.trim().eq_ignore_ascii_case(generated))
+    ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "authorization"]
+        .iter()
+        .any(|generated| name.trim().eq_ignore_ascii_case(generated))
 }
 
 /// A presigned query string (no leading '?'): the given query followed by the `X-Amz-*`
@@ -597,12 +539,7 @@ pub fn presign_query(
         signed_headers: "host".to_owned(),
         payload_hash: UNSIGNED_PAYLOAD,
     };
-    let signature = sign_canonical(
-        params.secret_access_key,
-        &amz_date,
-        &scope,
-        &canonical.render(),
-    );
+    let signature = sign_canonical(params.secret_access_key, &amz_date, &scope, &canonical.render());
     out.push_str("&X-Amz-Signature=");
     out.push_str(&signature);
     out
@@ -628,19 +565,12 @@ fn presign_params(
 }
 
 fn params_scope<'a>(params: &SigningParams<'a>, amz_date: &'a str) -> Scope<'a> {
-    Scope {
-        date: amz_date.get(..8).unwrap_or(amz_date),
-        region: params.region,
-        service: params.service,
-    }
+    Scope { date: amz_date.get(..8).unwrap_or(amz_date), region: params.region, service: params.service }
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a time in milliseconds since the epoch (the epoch if out of range).
 pub fn format_amz_date(now_millis: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(now_millis)
-        .unwrap_or_default()
-        .format(AMZ_DATE_FORMAT)
-        .to_string()
+    DateTime::<Utc>::from_timestamp_millis(now_millis).unwrap_or_default().format(AMZ_DATE_FORMAT).to_string()
 }
 
 /// Milliseconds since the epoch for a strict `YYYYMMDDTHHMMSSZ` value.
@@ -649,10 +579,7 @@ fn amz_date_millis(value: &str) -> Option<i64> {
     let shape_ok = bytes.len() == 16
         && bytes[8] == b'T'
         && bytes[15] == b'Z'
-        && bytes[..8]
-            .iter()
-            .chain(&bytes[9..15])
-            .all(u8::is_ascii_digit);
+        && bytes[..8].iter().chain(&bytes[9..15]).all(u8::is_ascii_digit);
     if !shape_ok {
         return None;
     }
@@ -703,19 +630,10 @@ pub fn credential_scope(date: &str, region: &str, service: &str) -> String {
 }
 
 fn string_to_sign(amz_date: &str, scope: &Scope<'_>, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{}\n{}",
-        scope.render(),
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{}\n{}", scope.render(), sha256_hex(canonical_request.as_bytes()))
 }
 
-fn sign_canonical(
-    secret: &str,
-    amz_date: &str,
-    scope: &Scope<'_>,
-    canonical_request: &str,
-) -> String {
+fn sign_canonical(secret: &str, amz_date: &str, scope: &Scope<'_>, canonical_request: &str) -> String {
     let key = signing_key(secret, scope.date, scope.region, scope.service);
     let to_sign = string_to_sign(amz_date, scope, canonical_request);
     hex::encode(hmac_sha256(&key, to_sign.as_bytes()))
@@ -800,20 +718,13 @@ fn normalize_path(path: &str) -> String {
         }
     }
     let lead = if path.starts_with('/') { "/" } else { "" };
-    let trail = if path.ends_with('/') && !kept.is_empty() {
-        "/"
-    } else {
-        ""
-    };
+    let trail = if path.ends_with('/') && !kept.is_empty() { "/" } else { "" };
     format!("{lead}{}{trail}", kept.join("/"))
 }
 
 /// Raw `key=value` pairs, still encoded; empty pieces (`a=1&&b=2`) are skipped.
 fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
 fn decoded_pairs(query: &str) -> Vec<(String, String)> {
@@ -835,10 +746,7 @@ fn canonical_query(query: Option<&str>, presigned: bool) -> String {
         .filter(|(key, _)| !(presigned && key == "X-Amz-Signature"))
         .collect();
     pairs.sort();
-    let joined: Vec<String> = pairs
-        .iter()
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
+    let joined: Vec<String> = pairs.iter().map(|(key, value)| format!("{key}={value}")).collect();
     joined.join("&")
 }
 
@@ -852,9 +760,7 @@ fn canonical_headers_from_map(headers: &HeaderMap, names: &[String]) -> Result<S
             .map(|value| trim_all(&header_text(value.as_bytes())))
             .collect();
         if values.is_empty() {
-            return Err(malformed(format!(
-                "signed header {name} is not in the request"
-            )));
+            return Err(malformed(format!("signed header {name} is not in the request")));
         }
         out.push_str(&format!("{name}:{}\n", values.join(",")));
     }
@@ -865,15 +771,10 @@ fn canonical_headers_from_map(headers: &HeaderMap, names: &[String]) -> Result<S
 fn canonical_headers_from_pairs(pairs: &[(String, String)]) -> (String, String) {
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in pairs {
-        grouped
-            .entry(name.trim().to_ascii_lowercase())
-            .or_default()
-            .push(trim_all(value));
+        grouped.entry(name.trim().to_ascii_lowercase()).or_default().push(trim_all(value));
     }
-    let block: String = grouped
-        .iter()
-        .map(|(name, values)| format!("{name}:{}\n", values.join(",")))
-        .collect();
+    let block: String =
+        grouped.iter().map(|(name, values)| format!("{name}:{}\n", values.join(","))).collect();
     let names: Vec<&str> = grouped.keys().map(String::as_str).collect();
     (block, names.join(";"))
 }
@@ -940,14 +841,12 @@ mod tests {
 
         fn add_header(&mut self, name: &str, value: &str) {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
-            self.headers
-                .append(name, HeaderValue::from_str(value).unwrap());
+            self.headers.append(name, HeaderValue::from_str(value).unwrap());
         }
 
         fn set_header(&mut self, name: &str, value: &str) {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
-            self.headers
-                .insert(name, HeaderValue::from_str(value).unwrap());
+            self.headers.insert(name, HeaderValue::from_str(value).unwrap());
         }
 
         fn set_body(&mut self, body: &[u8]) {
@@ -1016,19 +915,13 @@ mod tests {
         let mut request = TestRequest::new(
             method,
             target,
-            &[
-                ("host", "example.amazonaws.com"),
-                ("x-amz-date", "20150830T123600Z"),
-            ],
+            &[("host", "example.amazonaws.com"), ("x-amz-date", "20150830T123600Z")],
             body,
         );
         for (name, value) in extra {
             request.add_header(name, value);
         }
-        request.add_header(
-            "authorization",
-            &suite_authorization(signed_headers, signature),
-        );
+        request.add_header("authorization", &suite_authorization(signed_headers, signature));
         request
     }
 
@@ -1051,18 +944,13 @@ mod tests {
             &sha256_hex(body),
             false,
         );
-        assert_eq!(
-            added[0],
-            ("x-amz-date".to_owned(), "20150830T123600Z".to_owned())
-        );
+        assert_eq!(added[0], ("x-amz-date".to_owned(), "20150830T123600Z".to_owned()));
         signature_of(&added.last().unwrap().1).to_owned()
     }
 
     const GET_VANILLA: &str = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
-    const GET_QUERY_ORDER_KEY_CASE: &str =
-        "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500";
-    const POST_FORM_URLENCODED: &str =
-        "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a";
+    const GET_QUERY_ORDER_KEY_CASE: &str = "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500";
+    const POST_FORM_URLENCODED: &str = "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a";
     const GET_SLASHES: &str = "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84";
 
     #[test]
@@ -1075,14 +963,7 @@ mod tests {
     #[test]
     fn suite_get_vanilla_query_order_key_case() {
         let target = "/?Param2=value2&Param1=value1";
-        let request = suite_request(
-            "GET",
-            target,
-            &[],
-            b"",
-            "host;x-amz-date",
-            GET_QUERY_ORDER_KEY_CASE,
-        );
+        let request = suite_request("GET", target, &[], b"", "host;x-amz-date", GET_QUERY_ORDER_KEY_CASE);
         assert_eq!(request.check(SECRET, SUITE_NOW), Ok(()));
         let signed = suite_sign("GET", "/", Some("Param2=value2&Param1=value1"), &[], b"");
         assert_eq!(signed, GET_QUERY_ORDER_KEY_CASE);
@@ -1100,10 +981,7 @@ mod tests {
             POST_FORM_URLENCODED,
         );
         assert_eq!(request.check(SECRET, SUITE_NOW), Ok(()));
-        assert_eq!(
-            suite_sign("POST", "/", None, &content_type, b"Param1=value1"),
-            POST_FORM_URLENCODED
-        );
+        assert_eq!(suite_sign("POST", "/", None, &content_type, b"Param1=value1"), POST_FORM_URLENCODED);
     }
 
     #[test]
@@ -1114,26 +992,12 @@ mod tests {
             let request = suite_request("GET", path, &[], b"", "host;x-amz-date", GET_SLASHES);
             assert_eq!(request.check(SECRET, SUITE_NOW), Ok(()), "{path}");
         }
-        let relative = suite_request(
-            "GET",
-            "/example1/example2/../..",
-            &[],
-            b"",
-            "host;x-amz-date",
-            GET_VANILLA,
-        );
+        let relative =
+            suite_request("GET", "/example1/example2/../..", &[], b"", "host;x-amz-date", GET_VANILLA);
         assert_eq!(relative.check(SECRET, SUITE_NOW), Ok(()));
         // Not normalised for S3: the same vector no longer matches when the scope says s3.
-        let as_s3 =
-            suite_authorization("host;x-amz-date", GET_SLASHES).replace("/service/", "/s3/");
-        let mut s3 = suite_request(
-            "GET",
-            "//example//",
-            &[],
-            b"",
-            "host;x-amz-date",
-            GET_SLASHES,
-        );
+        let as_s3 = suite_authorization("host;x-amz-date", GET_SLASHES).replace("/service/", "/s3/");
+        let mut s3 = suite_request("GET", "//example//", &[], b"", "host;x-amz-date", GET_SLASHES);
         s3.set_header("authorization", &as_s3);
         assert_eq!(s3.check(SECRET, SUITE_NOW), Err(SigError::Mismatch));
     }
@@ -1161,27 +1025,19 @@ mod tests {
     #[test]
     fn botocore_codepipeline_post_verifies() {
         let request = codepipeline_request();
-        assert_eq!(
-            request.body_sha256,
-            "652dadf0b229729d5ce548c0f54bc9c14ff4f5127080afca8f8cdeb1cb020e14"
-        );
+        assert_eq!(request.body_sha256, "652dadf0b229729d5ce548c0f54bc9c14ff4f5127080afca8f8cdeb1cb020e14");
         let auth = request.auth().unwrap();
         assert_eq!(auth.access_key_id, KEY_ID);
         assert_eq!(auth.scope(), "20250115/us-east-1/codepipeline/aws4_request");
-        assert_eq!(
-            auth.signed_headers,
-            ["content-type", "host", "x-amz-date", "x-amz-target"]
-        );
+        assert_eq!(auth.signed_headers, ["content-type", "host", "x-amz-date", "x-amz-target"]);
         assert!(!auth.is_presigned());
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
     }
 
     #[test]
     fn sign_headers_reproduces_botocore_authorization() {
-        let headers: Vec<(String, String)> = codepipeline_headers()
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            codepipeline_headers().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let added = sign_headers(
             &params("codepipeline", None, BOTO_NOW),
             "POST",
@@ -1235,20 +1091,14 @@ mod tests {
     #[test]
     fn botocore_s3_put_with_session_token() {
         let mut request = botocore_s3_put();
-        assert_eq!(
-            request.auth().unwrap().security_token.as_deref(),
-            Some(BOTO_TOKEN)
-        );
+        assert_eq!(request.auth().unwrap().security_token.as_deref(), Some(BOTO_TOKEN));
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
         // The signature covers the declared hash; the declared hash must match the body.
         request.set_body(b"hello worle");
         assert_eq!(request.check(SECRET, BOTO_NOW), Err(SigError::Mismatch));
         let mut token_changed = botocore_s3_put();
         token_changed.set_header("x-amz-security-token", "FQoGZXIvYXdzEXAMPLE+token/X");
-        assert_eq!(
-            token_changed.check(SECRET, BOTO_NOW),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(token_changed.check(SECRET, BOTO_NOW), Err(SigError::Mismatch));
     }
 
     #[test]
@@ -1287,10 +1137,7 @@ mod tests {
         );
         assert_eq!(request.auth().unwrap().amz_date, "20250115T103000Z");
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
-        assert_eq!(
-            http_date_to_amz_date("Wed, 15 Jan 2025 10:30:00 GMT").unwrap(),
-            "20250115T103000Z"
-        );
+        assert_eq!(http_date_to_amz_date("Wed, 15 Jan 2025 10:30:00 GMT").unwrap(), "20250115T103000Z");
     }
 
     const BOTO_PRESIGNED_QUERY: &str = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20250115%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20250115T103000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=3c8cd5300c6b2883c82c2412ecb43e478b297f688a938887d0c6f3ddb3ff87cf";
@@ -1308,10 +1155,7 @@ mod tests {
         assert_eq!(auth.signed_headers, ["host"]);
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
         assert_eq!(request.check(SECRET, BOTO_NOW + 60 * MINUTE), Ok(()));
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW + 60 * MINUTE + 1),
-            Err(SigError::Expired(_))
-        ));
+        assert!(matches!(request.check(SECRET, BOTO_NOW + 60 * MINUTE + 1), Err(SigError::Expired(_))));
     }
 
     #[test]
@@ -1358,10 +1202,7 @@ mod tests {
 
         let request = codepipeline_request();
         let wrong_secret = flip_last_char(SECRET);
-        assert_eq!(
-            request.check(&wrong_secret, BOTO_NOW),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(request.check(&wrong_secret, BOTO_NOW), Err(SigError::Mismatch));
 
         let mut signature = codepipeline_request();
         signature.set_header("authorization", &flip_last_char(CODEPIPELINE_AUTH));
@@ -1393,94 +1234,49 @@ mod tests {
         let request = codepipeline_request();
         assert_eq!(request.check(SECRET, BOTO_NOW + 15 * MINUTE), Ok(()));
         assert_eq!(request.check(SECRET, BOTO_NOW - 15 * MINUTE), Ok(()));
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW + 16 * MINUTE),
-            Err(SigError::Skewed(_))
-        ));
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW - 16 * MINUTE),
-            Err(SigError::Skewed(_))
-        ));
+        assert!(matches!(request.check(SECRET, BOTO_NOW + 16 * MINUTE), Err(SigError::Skewed(_))));
+        assert!(matches!(request.check(SECRET, BOTO_NOW - 16 * MINUTE), Err(SigError::Skewed(_))));
     }
 
     #[test]
     fn x_amz_date_sixteen_minutes_off_is_skewed() {
         let signed_at = BOTO_NOW - 16 * MINUTE;
         let headers = vec![("host".to_owned(), "127.0.0.1:8750".to_owned())];
-        let added = sign_headers(
-            &params("sqs", None, signed_at),
-            "GET",
-            "/",
-            None,
-            &headers,
-            EMPTY_SHA256,
-            false,
-        );
+        let added =
+            sign_headers(&params("sqs", None, signed_at), "GET", "/", None, &headers, EMPTY_SHA256, false);
         let mut request = TestRequest::new("GET", "/", &[("host", "127.0.0.1:8750")], b"");
         for (name, value) in &added {
             request.add_header(name, value);
         }
         assert_eq!(request.check(SECRET, signed_at), Ok(()));
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW),
-            Err(SigError::Skewed(_))
-        ));
+        assert!(matches!(request.check(SECRET, BOTO_NOW), Err(SigError::Skewed(_))));
     }
 
-    fn presigned_request(
-        service: &str,
-        query: Option<&str>,
-        expires: u64,
-        signed_at: i64,
-    ) -> TestRequest {
+    fn presigned_request(service: &str, query: Option<&str>, expires: u64, signed_at: i64) -> TestRequest {
         let path = "/bucket/some%20key.txt";
-        let presigned = presign_query(
-            &params(service, None, signed_at),
-            "GET",
-            "localhost:8750",
-            path,
-            query,
-            expires,
-        );
-        TestRequest::new(
-            "GET",
-            &format!("{path}?{presigned}"),
-            &[("host", "localhost:8750")],
-            b"",
-        )
+        let presigned =
+            presign_query(&params(service, None, signed_at), "GET", "localhost:8750", path, query, expires);
+        TestRequest::new("GET", &format!("{path}?{presigned}"), &[("host", "localhost:8750")], b"")
     }
 
     #[test]
     fn presigned_expiry_and_limits() {
         let request = presigned_request("s3", None, 300, BOTO_NOW);
         assert_eq!(request.check(SECRET, BOTO_NOW + 5 * MINUTE), Ok(()));
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW + 5 * MINUTE + 1),
-            Err(SigError::Expired(_))
-        ));
+        assert!(matches!(request.check(SECRET, BOTO_NOW + 5 * MINUTE + 1), Err(SigError::Expired(_))));
         // Dated in the future beyond the clock allowance: not valid yet.
-        assert!(matches!(
-            request.check(SECRET, BOTO_NOW - 20 * MINUTE),
-            Err(SigError::Skewed(_))
-        ));
+        assert!(matches!(request.check(SECRET, BOTO_NOW - 20 * MINUTE), Err(SigError::Skewed(_))));
         let too_long = presigned_request("s3", None, MAX_PRESIGN_EXPIRES_SECS + 1, BOTO_NOW);
-        assert!(matches!(
-            too_long.check(SECRET, BOTO_NOW),
-            Err(SigError::Expired(_))
-        ));
+        assert!(matches!(too_long.check(SECRET, BOTO_NOW), Err(SigError::Expired(_))));
         let longest = presigned_request("s3", None, MAX_PRESIGN_EXPIRES_SECS, BOTO_NOW);
-        assert_eq!(
-            longest.check(SECRET, BOTO_NOW + 6 * 24 * 60 * MINUTE),
-            Ok(())
-        );
+        assert_eq!(longest.check(SECRET, BOTO_NOW + 6 * 24 * 60 * MINUTE), Ok(()));
     }
 
     #[test]
     fn missing_auth_is_missing() {
         let plain = TestRequest::new("GET", "/", &[("host", "h")], b"");
         assert_eq!(plain.check(SECRET, BOTO_NOW), Err(SigError::Missing));
-        let listing =
-            TestRequest::new("GET", "/bucket?list-type=2&prefix=a", &[("host", "h")], b"");
+        let listing = TestRequest::new("GET", "/bucket?list-type=2&prefix=a", &[("host", "h")], b"");
         assert_eq!(listing.check(SECRET, BOTO_NOW), Err(SigError::Missing));
     }
 
@@ -1514,34 +1310,21 @@ mod tests {
             let mut request = TestRequest::new(
                 "GET",
                 "/",
-                &[
-                    ("host", "example.amazonaws.com"),
-                    ("x-amz-date", "20150830T123600Z"),
-                ],
+                &[("host", "example.amazonaws.com"), ("x-amz-date", "20150830T123600Z")],
                 b"",
             );
             request.add_header("authorization", case);
             let result = request.check(SECRET, SUITE_NOW);
-            assert!(
-                matches!(result, Err(SigError::Malformed(_))),
-                "{case:?} gave {result:?}"
-            );
+            assert!(matches!(result, Err(SigError::Malformed(_))), "{case:?} gave {result:?}");
         }
     }
 
     #[test]
     fn bad_dates_are_malformed() {
         let auth = suite_authorization("host;x-amz-date", GET_VANILLA);
-        let no_date = TestRequest::new(
-            "GET",
-            "/",
-            &[("host", "example.amazonaws.com"), ("authorization", &auth)],
-            b"",
-        );
-        assert!(matches!(
-            no_date.check(SECRET, SUITE_NOW),
-            Err(SigError::Malformed(_))
-        ));
+        let no_date =
+            TestRequest::new("GET", "/", &[("host", "example.amazonaws.com"), ("authorization", &auth)], b"");
+        assert!(matches!(no_date.check(SECRET, SUITE_NOW), Err(SigError::Malformed(_))));
         for bad in [
             "2015-08-30T12:36:00Z",
             "20150830T123600",
@@ -1551,21 +1334,11 @@ mod tests {
         ] {
             let mut request = suite_request("GET", "/", &[], b"", "host;x-amz-date", GET_VANILLA);
             request.set_header("x-amz-date", bad);
-            assert!(
-                matches!(
-                    request.check(SECRET, SUITE_NOW),
-                    Err(SigError::Malformed(_))
-                ),
-                "{bad}"
-            );
+            assert!(matches!(request.check(SECRET, SUITE_NOW), Err(SigError::Malformed(_))), "{bad}");
         }
-        let mut bad_http_date =
-            TestRequest::new("GET", "/", &[("host", "h"), ("date", "yesterday")], b"");
+        let mut bad_http_date = TestRequest::new("GET", "/", &[("host", "h"), ("date", "yesterday")], b"");
         bad_http_date.add_header("authorization", &auth);
-        assert!(matches!(
-            bad_http_date.check(SECRET, SUITE_NOW),
-            Err(SigError::Malformed(_))
-        ));
+        assert!(matches!(bad_http_date.check(SECRET, SUITE_NOW), Err(SigError::Malformed(_))));
     }
 
     #[test]
@@ -1590,18 +1363,12 @@ mod tests {
                 b"",
             );
             let result = request.check(SECRET, BOTO_NOW);
-            assert!(
-                matches!(result, Err(SigError::Malformed(_))),
-                "{case} gave {result:?}"
-            );
+            assert!(matches!(result, Err(SigError::Malformed(_))), "{case} gave {result:?}");
         }
         // Both forms at once.
         let mut both = presigned_request("s3", None, 300, BOTO_NOW);
         both.add_header("authorization", CODEPIPELINE_AUTH);
-        assert!(matches!(
-            both.check(SECRET, BOTO_NOW),
-            Err(SigError::Malformed(_))
-        ));
+        assert!(matches!(both.check(SECRET, BOTO_NOW), Err(SigError::Malformed(_))));
     }
 
     // --- Round trips --------------------------------------------------------------------
@@ -1619,22 +1386,10 @@ mod tests {
             Some((path, query)) => (path, Some(query)),
             None => (target, None),
         };
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let payload = payload
-            .map(str::to_owned)
-            .unwrap_or_else(|| sha256_hex(body));
-        let added = sign_headers(
-            signing,
-            method,
-            path,
-            query,
-            &pairs,
-            &payload,
-            include_content_sha256,
-        );
+        let pairs: Vec<(String, String)> =
+            headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let payload = payload.map(str::to_owned).unwrap_or_else(|| sha256_hex(body));
+        let added = sign_headers(signing, method, path, query, &pairs, &payload, include_content_sha256);
         let mut request = TestRequest::new(method, target, headers, body);
         for (name, value) in &added {
             request.add_header(name, value);
@@ -1645,15 +1400,8 @@ mod tests {
     #[test]
     fn round_trip_json_protocol() {
         let signing = params("codepipeline", None, BOTO_NOW);
-        let mut request = signed_request(
-            &signing,
-            "POST",
-            "/",
-            &codepipeline_headers(),
-            CODEPIPELINE_BODY,
-            None,
-            false,
-        );
+        let mut request =
+            signed_request(&signing, "POST", "/", &codepipeline_headers(), CODEPIPELINE_BODY, None, false);
         assert_eq!(request.check(SECRET, BOTO_NOW + 3 * MINUTE), Ok(()));
         request.set_body(b"{}");
         assert_eq!(request.check(SECRET, BOTO_NOW), Err(SigError::Mismatch));
@@ -1663,16 +1411,9 @@ mod tests {
     fn round_trip_odd_path_and_query() {
         let signing = params("execute-api", Some("tok+en/=="), BOTO_NOW);
         let target = "/stage/a%20b/./c//d%2Fe/../f~g?b=2&a=%7E+x&a=%20&flag&caf%C3%A9=%E2%9C%93";
-        let headers = [
-            ("host", "api.local"),
-            ("x-custom", "one   two"),
-            ("x-custom", "three"),
-        ];
+        let headers = [("host", "api.local"), ("x-custom", "one   two"), ("x-custom", "three")];
         let request = signed_request(&signing, "GET", target, &headers, b"", None, false);
-        assert_eq!(
-            request.auth().unwrap().security_token.as_deref(),
-            Some("tok+en/==")
-        );
+        assert_eq!(request.auth().unwrap().security_token.as_deref(), Some("tok+en/=="));
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
     }
 
@@ -1680,10 +1421,7 @@ mod tests {
     fn round_trip_s3_with_content_sha256_and_token() {
         let signing = params("s3", Some(BOTO_TOKEN), BOTO_NOW);
         let target = "/bucket/key%20with%20spaces%2Bplus//x/../y?uploads";
-        let headers = [
-            ("host", "localhost:8750"),
-            ("content-type", "application/octet-stream"),
-        ];
+        let headers = [("host", "localhost:8750"), ("content-type", "application/octet-stream")];
         let request = signed_request(&signing, "PUT", target, &headers, b"data", None, true);
         let names: Vec<&str> = request
             .headers
@@ -1691,15 +1429,7 @@ mod tests {
             .map(|n| n.as_str())
             .filter(|n| n.starts_with("x-amz") || *n == "authorization")
             .collect();
-        assert_eq!(
-            names,
-            [
-                "x-amz-date",
-                "x-amz-content-sha256",
-                "x-amz-security-token",
-                "authorization"
-            ]
-        );
+        assert_eq!(names, ["x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "authorization"]);
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
         let mut changed = signed_request(&signing, "PUT", target, &headers, b"data", None, true);
         changed.set_body(b"date");
@@ -1734,21 +1464,11 @@ mod tests {
         assert_eq!(other.check(SECRET, BOTO_NOW + MINUTE), Ok(()));
         let signing = params("s3", Some(BOTO_TOKEN), BOTO_NOW);
         let with_token = presign_query(&signing, "PUT", "h", "/b/k", None, 60);
-        let request = TestRequest::new(
-            "PUT",
-            &format!("/b/k?{with_token}"),
-            &[("host", "h")],
-            b"body is not signed",
-        );
-        assert_eq!(
-            request.auth().unwrap().security_token.as_deref(),
-            Some(BOTO_TOKEN)
-        );
+        let request =
+            TestRequest::new("PUT", &format!("/b/k?{with_token}"), &[("host", "h")], b"body is not signed");
+        assert_eq!(request.auth().unwrap().security_token.as_deref(), Some(BOTO_TOKEN));
         assert_eq!(request.check(SECRET, BOTO_NOW), Ok(()));
-        assert_eq!(
-            request.check(&flip_last_char(SECRET), BOTO_NOW),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(request.check(&flip_last_char(SECRET), BOTO_NOW), Err(SigError::Mismatch));
     }
 
     // --- Canonicalisation units -----------------------------------------------------------
@@ -1760,38 +1480,20 @@ mod tests {
         assert_eq!(canonical_uri("/my%3Afn%20x", "lambda"), "/my%253Afn%2520x");
         assert_eq!(canonical_uri("/a/b/../../..", "service"), "/");
         assert_eq!(canonical_uri("/a%20b/./c//d/", "service"), "/a%2520b/c/d/");
-        assert_eq!(
-            canonical_uri("/bucket/a%20b//c/../d", "s3"),
-            "/bucket/a%20b//c/../d"
-        );
-        assert_eq!(
-            canonical_uri("/bucket/a%2fb+c~d", "s3"),
-            "/bucket/a%2Fb%2Bc~d"
-        );
-        assert_eq!(
-            canonical_uri("/bucket/caf%C3%A9%zz", "s3"),
-            "/bucket/caf%C3%A9%25zz"
-        );
+        assert_eq!(canonical_uri("/bucket/a%20b//c/../d", "s3"), "/bucket/a%20b//c/../d");
+        assert_eq!(canonical_uri("/bucket/a%2fb+c~d", "s3"), "/bucket/a%2Fb%2Bc~d");
+        assert_eq!(canonical_uri("/bucket/caf%C3%A9%zz", "s3"), "/bucket/caf%C3%A9%25zz");
     }
 
     #[test]
     fn canonical_query_rules() {
         assert_eq!(canonical_query(None, false), "");
-        assert_eq!(
-            canonical_query(Some("b=2&a=1&a=0&c"), false),
-            "a=0&a=1&b=2&c="
-        );
-        assert_eq!(
-            canonical_query(Some("k=a+b&s=a%20b&t=%7e"), false),
-            "k=a%2Bb&s=a%20b&t=~"
-        );
+        assert_eq!(canonical_query(Some("b=2&a=1&a=0&c"), false), "a=0&a=1&b=2&c=");
+        assert_eq!(canonical_query(Some("k=a+b&s=a%20b&t=%7e"), false), "k=a%2Bb&s=a%20b&t=~");
         assert_eq!(canonical_query(Some("a=1&&b"), false), "a=1&b=");
         let presigned = "X-Amz-Signature=abc&X-Amz-Date=1";
         assert_eq!(canonical_query(Some(presigned), true), "X-Amz-Date=1");
-        assert_eq!(
-            canonical_query(Some(presigned), false),
-            "X-Amz-Date=1&X-Amz-Signature=abc"
-        );
+        assert_eq!(canonical_query(Some(presigned), false), "X-Amz-Date=1&X-Amz-Signature=abc");
     }
 
     #[test]
@@ -1830,10 +1532,7 @@ mod tests {
     fn signing_key_matches_aws_documentation() {
         // AWS documentation example: secret above, 20150830/us-east-1/iam.
         let key = signing_key(SECRET, "20150830", "us-east-1", "iam");
-        assert_eq!(
-            hex::encode(key),
-            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
-        );
+        assert_eq!(hex::encode(key), "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
     }
 
     // --- Parsing never panics -----------------------------------------------------------
@@ -1843,10 +1542,7 @@ mod tests {
 
     impl Lcg {
         fn next(&mut self) -> u32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as u32
         }
 
@@ -1954,25 +1650,10 @@ mod tests {
         }
         let fields = [
             ("X-Amz-Algorithm", pick(rng, &[ALGORITHM])),
-            (
-                "X-Amz-Credential",
-                pick(
-                    rng,
-                    &["AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fs3%2Faws4_request"],
-                ),
-            ),
-            (
-                "X-Amz-Date",
-                pick(rng, &["20150830T123600Z", "20150830T999999Z"]),
-            ),
-            (
-                "X-Amz-Expires",
-                pick(rng, &["300", "604801", "18446744073709551616"]),
-            ),
-            (
-                "X-Amz-SignedHeaders",
-                pick(rng, &["host", "host%3Bx-amz-date"]),
-            ),
+            ("X-Amz-Credential", pick(rng, &["AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fs3%2Faws4_request"])),
+            ("X-Amz-Date", pick(rng, &["20150830T123600Z", "20150830T999999Z"])),
+            ("X-Amz-Expires", pick(rng, &["300", "604801", "18446744073709551616"])),
+            ("X-Amz-SignedHeaders", pick(rng, &["host", "host%3Bx-amz-date"])),
             ("X-Amz-Signature", pick(rng, &[GET_VANILLA])),
         ];
         let kept: Vec<String> = fields
@@ -1988,8 +1669,7 @@ mod tests {
         let mut rng = Lcg(0x5eed);
         let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
         for round in 0..800 {
-            let mut request =
-                TestRequest::new("GET", "/", &[("host", "example.amazonaws.com")], b"");
+            let mut request = TestRequest::new("GET", "/", &[("host", "example.amazonaws.com")], b"");
             if round % 3 != 0 {
                 request.add_header("x-amz-date", "20150830T123600Z");
             }
@@ -2020,10 +1700,7 @@ mod tests {
         }
         // Reaching this line means nothing panicked; the inputs also reached every stage.
         for outcome in ["missing", "malformed", "expired", "mismatch"] {
-            assert!(
-                outcomes.get(outcome).copied().unwrap_or(0) > 0,
-                "{outcomes:?}"
-            );
+            assert!(outcomes.get(outcome).copied().unwrap_or(0) > 0, "{outcomes:?}");
         }
     }
 
@@ -2031,10 +1708,7 @@ mod tests {
     fn mutated_valid_header_only_verifies_when_equivalent() {
         let original = suite_authorization("host;x-amz-date", GET_VANILLA);
         let canon = |text: &str| -> String {
-            text.chars()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect::<String>()
-                .to_ascii_lowercase()
+            text.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>().to_ascii_lowercase()
         };
         let mut rng = Lcg(42);
         let mut verified = 0;
@@ -2051,11 +1725,8 @@ mod tests {
             request.headers.insert(http::header::AUTHORIZATION, value);
             // The server looks the secret up by access key id: another id means another secret.
             let Ok(auth) = request.auth() else { continue };
-            let secret = if auth.access_key_id == KEY_ID {
-                SECRET.to_owned()
-            } else {
-                flip_last_char(SECRET)
-            };
+            let secret =
+                if auth.access_key_id == KEY_ID { SECRET.to_owned() } else { flip_last_char(SECRET) };
             if verify(&request.parts(), &auth, &secret, SUITE_NOW).is_ok() {
                 verified += 1;
                 assert_eq!(canon(&String::from_utf8_lossy(&bytes)), canon(&original));

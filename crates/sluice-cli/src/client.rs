@@ -55,7 +55,9 @@ fn read_credentials_file(path: &PathBuf) -> anyhow::Result<FileCredentials> {
         }
     }
     match (id, secret) {
-        (Some(access_key_id), Some(secret_access_key)) => Ok(FileCredentials { access_key_id, secret_access_key, region }),
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Ok(FileCredentials { access_key_id, secret_access_key, region })
+        }
         _ => bail!("{} has no [sluice] profile with both keys", path.display()),
     }
 }
@@ -74,7 +76,8 @@ impl Client {
                 (file.access_key_id, file.secret_access_key, file.region, None)
             }
         };
-        let region = std::env::var("SLUICE_REGION").ok().or(file_region).unwrap_or_else(|| "us-east-1".into());
+        let region =
+            std::env::var("SLUICE_REGION").ok().or(file_region).unwrap_or_else(|| "us-east-1".into());
         Ok(Client {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             access_key_id,
@@ -87,14 +90,16 @@ impl Client {
 
     /// POSTs JSON to an admin path and returns the JSON answer, or fails with the server's message.
     pub async fn post_admin(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let url: reqwest::Url = format!("{}{path}", self.endpoint).parse().context("SLUICE_ENDPOINT is not a URL")?;
+        let url: reqwest::Url =
+            format!("{}{path}", self.endpoint).parse().context("SLUICE_ENDPOINT is not a URL")?;
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
             _ => bail!("SLUICE_ENDPOINT has no host"),
         };
         let payload = serde_json::to_vec(body)?;
-        let headers = vec![("host".to_string(), host), ("content-type".to_string(), "application/json".to_string())];
+        let headers =
+            vec![("host".to_string(), host), ("content-type".to_string(), "application/json".to_string())];
         let params = SigningParams {
             access_key_id: &self.access_key_id,
             secret_access_key: &self.secret_access_key,
@@ -104,13 +109,15 @@ impl Client {
             now_millis: SystemClock.now_millis(),
         };
         let signed = sign_headers(&params, "POST", url.path(), None, &headers, &sha256_hex(&payload), false);
-        let mut request = self.http.post(url.clone()).header("content-type", "application/json").body(payload);
+        let mut request =
+            self.http.post(url.clone()).header("content-type", "application/json").body(payload);
         for (name, value) in signed {
             request = request.header(name, value);
         }
         let response = request.send().await.with_context(|| format!("cannot reach {}", self.endpoint))?;
         let status = response.status();
-        let answer: Value = response.json().await.context("server answered with something other than JSON")?;
+        let answer: Value =
+            response.json().await.context("server answered with something other than JSON")?;
         if !status.is_success() {
             let code = answer.get("__type").and_then(Value::as_str).unwrap_or("Error");
             let message = answer.get("message").and_then(Value::as_str).unwrap_or("");

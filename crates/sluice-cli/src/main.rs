@@ -94,7 +94,9 @@ fn root_from_env() -> anyhow::Result<Option<sluice_engine::keys::Credentials>> {
             Ok(Some(sluice_engine::keys::Credentials { access_key_id, secret_access_key }))
         }
         (None, None) => Ok(None),
-        _ => anyhow::bail!("set both SLUICE_ROOT_ACCESS_KEY_ID and SLUICE_ROOT_SECRET_ACCESS_KEY, or neither"),
+        _ => {
+            anyhow::bail!("set both SLUICE_ROOT_ACCESS_KEY_ID and SLUICE_ROOT_SECRET_ACCESS_KEY, or neither")
+        }
     }
 }
 

@@ -197,7 +197,7 @@ fn check_artifact_flow(spec: &PipelineSpec) -> Result<(), StructureError> {
 mod tests {
     use super::*;
     use crate::action_type::{
-        builtin_action_types, ArtifactBounds, ActionTypeSettings, ConfigProperty, Owner,
+        builtin_action_types, ActionTypeSettings, ArtifactBounds, ConfigProperty, Owner,
     };
 
     fn build_type() -> ActionType {
@@ -345,10 +345,7 @@ mod tests {
         let mut consumer = build();
         consumer.name = "Consumer".into();
         consumer.input_artifacts = vec!["bin".into()];
-        let spec = pipeline(vec![
-            ("S", vec![source()]),
-            ("B", vec![producer.clone(), consumer.clone()]),
-        ]);
+        let spec = pipeline(vec![("S", vec![source()]), ("B", vec![producer.clone(), consumer.clone()])]);
         assert!(error_of(&spec).contains("\"bin\""));
 
         consumer.run_order = 2;

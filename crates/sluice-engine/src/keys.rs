@@ -16,9 +16,7 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
 }
 
@@ -32,17 +30,14 @@ pub struct KeyForVerification {
 /// A new random key pair: `AKIA` + 16 upper-case alphanumerics, and a 40-character secret.
 pub fn generate_credentials() -> Credentials {
     let mut rng = rand::thread_rng();
-    let id: String = (0..16)
-        .map(|_| rng.sample(Alphanumeric) as char)
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let id: String =
+        (0..16).map(|_| rng.sample(Alphanumeric) as char).map(|c| c.to_ascii_uppercase()).collect();
     let secret: String = (0..40).map(|_| rng.sample(Alphanumeric) as char).collect();
     Credentials { access_key_id: format!("AKIA{id}"), secret_access_key: secret }
 }
 
 fn valid_user_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 impl Engine {

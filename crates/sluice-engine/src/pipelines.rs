@@ -106,7 +106,9 @@ fn check_modes(declaration: &Value) -> Result<()> {
     }
     for v2_only in ["variables", "triggers"] {
         if pipeline_type == "V1" && !list_field(declaration, v2_only).is_empty() {
-            return Err(Error::Validation(format!("Pipeline {v2_only} are supported only for pipelines of type V2")));
+            return Err(Error::Validation(format!(
+                "Pipeline {v2_only} are supported only for pipelines of type V2"
+            )));
         }
     }
     let stores = [field(declaration, "artifactStore"), field(declaration, "artifactStores")];
@@ -146,13 +148,20 @@ fn for_each_action(declaration: &mut Value, mut visit: impl FnMut(&str, &str, &m
 }
 
 /// Cuts secret values out of `declaration`, keeping previous secrets where the mask came back.
-fn split_secrets(declaration: &mut Value, types: &HashMap<ActionTypeId, ActionType>, previous: &Secrets) -> Secrets {
+fn split_secrets(
+    declaration: &mut Value,
+    types: &HashMap<ActionTypeId, ActionType>,
+    previous: &Secrets,
+) -> Secrets {
     let mut secrets = Secrets::new();
     for_each_action(declaration, |stage, action_name, action| {
-        let Some(action_type) = type_id_of(&Value::Object(action.clone())).ok().and_then(|id| types.get(&id)) else {
+        let Some(action_type) = type_id_of(&Value::Object(action.clone())).ok().and_then(|id| types.get(&id))
+        else {
             return;
         };
-        let Some(configuration) = action.get_mut("configuration").and_then(Value::as_object_mut) else { return };
+        let Some(configuration) = action.get_mut("configuration").and_then(Value::as_object_mut) else {
+            return;
+        };
         for property in action_type.properties.iter().filter(|p| p.secret) {
             let Some(Value::String(value)) = configuration.remove(&property.name) else { continue };
             let path = format!("{stage}/{action_name}/{}", property.name);
@@ -255,11 +264,7 @@ impl Engine {
     /// Stores the next version of a pipeline.
     pub async fn update_pipeline(&self, actor: &Principal, declaration: Value) -> Result<PipelineView> {
         let name = text_field(&declaration, "name")?;
-        let current = self
-            .store
-            .pipeline(&name, None)
-            .await?
-            .ok_or_else(|| pipeline_not_found(&name))?;
+        let current = self.store.pipeline(&name, None).await?.ok_or_else(|| pipeline_not_found(&name))?;
         let previous = self.open_secrets(current.secrets.as_deref())?;
         let (declaration, secrets) = self.prepare(declaration, &previous).await?;
         let text = declaration.to_string();
@@ -282,9 +287,9 @@ impl Engine {
     pub async fn pipeline(&self, name: &str, version: Option<i64>) -> Result<PipelineView> {
         let Some(stored) = self.store.pipeline(name, version).await? else {
             return Err(match (version, self.store.pipeline_meta(name).await?) {
-                (Some(v), Some(_)) => Error::PipelineVersionNotFound(format!(
-                    "Pipeline {name} has no version {v}"
-                )),
+                (Some(v), Some(_)) => {
+                    Error::PipelineVersionNotFound(format!("Pipeline {name} has no version {v}"))
+                }
                 _ => pipeline_not_found(name),
             });
         };
@@ -333,7 +338,7 @@ fn pipeline_event<'a>(actor: &'a Principal, kind: &'a str, name: &'a str, at: i6
 mod tests {
     use super::*;
     use serde_json::json;
-    use sluice_core::action_type::{ArtifactBounds, ActionTypeSettings, Category, ConfigProperty, Owner};
+    use sluice_core::action_type::{ActionTypeSettings, ArtifactBounds, Category, ConfigProperty, Owner};
 
     fn deploy_type() -> ActionType {
         ActionType {

@@ -103,9 +103,9 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 fn parse_key(hex_text: &str) -> Result<[u8; KEY_LEN], StartError> {
     let bytes = hex::decode(hex_text.trim())
         .map_err(|_| StartError::MasterKey("the master key must be 64 hexadecimal characters".into()))?;
-    bytes
-        .try_into()
-        .map_err(|_| StartError::MasterKey("the master key must be 32 bytes (64 hexadecimal characters)".into()))
+    bytes.try_into().map_err(|_| {
+        StartError::MasterKey("the master key must be 32 bytes (64 hexadecimal characters)".into())
+    })
 }
 
 /// `SLUICE_MASTER_KEY` if given, else `<data-dir>/master.key`, created on first start.
@@ -126,7 +126,12 @@ fn master_key(dir: &Path, from_env: Option<String>) -> Result<[u8; KEY_LEN], Sta
     }
 }
 
-async fn ensure_root(engine: &Engine, dir: &Path, region: &str, root: RootCredentials) -> Result<(), StartError> {
+async fn ensure_root(
+    engine: &Engine,
+    dir: &Path,
+    region: &str,
+    root: RootCredentials,
+) -> Result<(), StartError> {
     if let Some(credentials) = root {
         if engine.ensure_root_key(&credentials).await? {
             tracing::info!(access_key_id = %credentials.access_key_id, "root key from the environment stored");
@@ -143,7 +148,8 @@ async fn ensure_root(engine: &Engine, dir: &Path, region: &str, root: RootCreden
         "[sluice]\naws_access_key_id = {}\naws_secret_access_key = {}\nregion = {region}\n",
         credentials.access_key_id, credentials.secret_access_key
     );
-    write_private(&path, text.as_bytes()).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+    write_private(&path, text.as_bytes())
+        .map_err(|source| StartError::DataDir { path: path.clone(), source })?;
     tracing::info!(path = %path.display(), access_key_id = %credentials.access_key_id, "root credentials written");
     eprintln!("sluice: root credentials written to {}", path.display());
     Ok(())

@@ -38,11 +38,8 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    let operation = response
-        .extensions()
-        .get::<Operation>()
-        .map(|o| o.0.clone())
-        .unwrap_or_else(|| "other".into());
+    let operation =
+        response.extensions().get::<Operation>().map(|o| o.0.clone()).unwrap_or_else(|| "other".into());
     let elapsed = started.elapsed();
     app.metrics().record(&operation, response.status().as_u16(), elapsed);
     tracing::debug!(%method, %path, %operation, status = response.status().as_u16(), micros = elapsed.as_micros() as u64, "request");
@@ -66,11 +63,9 @@ async fn health(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    let response = (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics().render(),
-    )
-        .into_response();
+    let response =
+        ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics().render())
+            .into_response();
     labelled(response, "metrics")
 }
 
@@ -110,7 +105,8 @@ fn add_host_header(parts: &mut axum::http::request::Parts) {
 }
 
 async fn aws_json(State(app): State<App>, request: Request) -> Response {
-    let is_aws = request.method() == axum::http::Method::POST && request.headers().contains_key("x-amz-target");
+    let is_aws =
+        request.method() == axum::http::Method::POST && request.headers().contains_key("x-amz-target");
     if !is_aws {
         let body = json!({"__type": "NotFoundException", "message": format!("No route for {} {}", request.method(), request.uri().path())});
         return labelled((StatusCode::NOT_FOUND, axum::Json(body)).into_response(), "not_found");
@@ -154,7 +150,8 @@ async fn create_key_inner(app: &App, request: Request) -> Result<Value, Response
 }
 
 fn parse_name(body: &[u8]) -> Result<String, AwsError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| AwsError::serialization("Body must be JSON like {\"name\": \"...\"}"))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| AwsError::serialization("Body must be JSON like {\"name\": \"...\"}"))?;
     value
         .get("name")
         .and_then(Value::as_str)

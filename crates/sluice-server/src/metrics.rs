@@ -54,16 +54,27 @@ impl Metrics {
         out.push_str("# HELP sluice_requests_total Requests handled, by operation and HTTP status.\n");
         out.push_str("# TYPE sluice_requests_total counter\n");
         for ((operation, status), count) in &inner.requests {
-            let _ = writeln!(out, "sluice_requests_total{{operation=\"{}\",status=\"{status}\"}} {count}", escape(operation));
+            let _ = writeln!(
+                out,
+                "sluice_requests_total{{operation=\"{}\",status=\"{status}\"}} {count}",
+                escape(operation)
+            );
         }
         out.push_str("# HELP sluice_request_duration_seconds Request latency, by operation.\n");
         out.push_str("# TYPE sluice_request_duration_seconds histogram\n");
         for (operation, h) in &inner.latency {
             let op = escape(operation);
             for (count, bound) in h.counts.iter().zip(BUCKETS) {
-                let _ = writeln!(out, "sluice_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {count}");
+                let _ = writeln!(
+                    out,
+                    "sluice_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {count}"
+                );
             }
-            let _ = writeln!(out, "sluice_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "sluice_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "sluice_request_duration_seconds_sum{{operation=\"{op}\"}} {}", h.sum);
             let _ = writeln!(out, "sluice_request_duration_seconds_count{{operation=\"{op}\"}} {}", h.count);
         }
@@ -82,7 +93,10 @@ mod tests {
         metrics.record("GetPipeline", 200, Duration::from_millis(30));
         metrics.record("GetPipeline", 400, Duration::from_millis(3));
         let text = metrics.render();
-        assert!(text.contains("sluice_requests_total{operation=\"GetPipeline\",status=\"200\"} 2\n"), "{text}");
+        assert!(
+            text.contains("sluice_requests_total{operation=\"GetPipeline\",status=\"200\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("sluice_requests_total{operation=\"GetPipeline\",status=\"400\"} 1\n"));
         assert!(text.contains("le=\"0.001\"} 1\n"), "{text}");
         assert!(text.contains("le=\"0.005\"} 2\n"), "{text}");

@@ -75,19 +75,12 @@ impl Store {
              WHERE deleted_at IS NULL AND ($1 IS NULL OR owner = $1)
              ORDER BY category, owner, provider, version"
         );
-        let rows = sqlx::query(&sql)
-            .bind(owner.map(Owner::as_str))
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&sql).bind(owner.map(Owner::as_str)).fetch_all(self.pool()).await?;
         rows.iter().map(|row| decode(row).map(|s| s.action_type)).collect()
     }
 
     /// Marks a live action type deleted; false if there was none.
-    pub async fn delete_action_type(
-        &self,
-        id: &ActionTypeId,
-        event: &events::NewEvent<'_>,
-    ) -> Result<bool> {
+    pub async fn delete_action_type(&self, id: &ActionTypeId, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE action_types SET deleted_at = $5

@@ -141,24 +141,13 @@ impl Store {
     }
 
     /// Deletes a pipeline, its versions and its tags; false if it did not exist.
-    pub async fn delete_pipeline(
-        &self,
-        name: &str,
-        arn: &str,
-        event: &events::NewEvent<'_>,
-    ) -> Result<bool> {
+    pub async fn delete_pipeline(&self, name: &str, arn: &str, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM pipelines WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query("DELETE FROM pipelines WHERE name = $1").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM pipeline_versions WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM pipeline_versions WHERE name = $1").bind(name).execute(&mut *tx).await?;
         tags::clear(&mut tx, arn).await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;

@@ -1,1 +1,6 @@
+//! End-to-end tests: the real server (`sluice_server::run` on port 0) driven by the AWS SDK for
+//! Rust and plain HTTP, on SQLite and on a throwaway PostgreSQL database.
 
+mod codepipeline;
+mod server;
+mod support;

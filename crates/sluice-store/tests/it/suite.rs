@@ -50,13 +50,7 @@ fn custom_type(provider: &str, version: &str) -> ActionType {
 }
 
 fn write<'a>(name: &'a str, declaration: &'a str, secrets: Option<&'a [u8]>) -> PipelineWrite<'a> {
-    PipelineWrite {
-        name,
-        pipeline_type: "V1",
-        execution_mode: "SUPERSEDED",
-        declaration,
-        secrets,
-    }
+    PipelineWrite { name, pipeline_type: "V1", execution_mode: "SUPERSEDED", declaration, secrets }
 }
 
 pub async fn access_keys_round_trip_and_conflict(db: &TestDb) {
@@ -141,7 +135,10 @@ pub async fn pipelines_page_by_name(db: &TestDb) {
     for i in (0..7).rev() {
         let name = format!("p{i}");
         let arn = format!("arn:{name}");
-        db.store.create_pipeline(&write(&name, "{}", None), &arn, &[], &event("Create", &name, i)).await.unwrap();
+        db.store
+            .create_pipeline(&write(&name, "{}", None), &arn, &[], &event("Create", &name, i))
+            .await
+            .unwrap();
     }
     let first = db.store.list_pipelines(None, 3).await.unwrap();
     let names: Vec<_> = first.iter().map(|m| m.name.as_str()).collect();
@@ -155,7 +152,10 @@ pub async fn pipelines_page_by_name(db: &TestDb) {
 pub async fn deleting_a_pipeline_removes_versions_and_tags(db: &TestDb) {
     let arn = "arn:aws:codepipeline:us-east-1:123456789012:gone";
     let tags = vec![("a".to_string(), "1".to_string())];
-    db.store.create_pipeline(&write("gone", "{}", None), arn, &tags, &event("Create", "gone", 1)).await.unwrap();
+    db.store
+        .create_pipeline(&write("gone", "{}", None), arn, &tags, &event("Create", "gone", 1))
+        .await
+        .unwrap();
     db.store.update_pipeline(&write("gone", "{}", None), &event("Update", "gone", 2)).await.unwrap();
     assert!(db.store.delete_pipeline("gone", arn, &event("Delete", "gone", 3)).await.unwrap());
     assert!(!db.store.delete_pipeline("gone", arn, &event("Delete", "gone", 4)).await.unwrap());
@@ -163,7 +163,10 @@ pub async fn deleting_a_pipeline_removes_versions_and_tags(db: &TestDb) {
     assert!(db.store.list_tags(arn, None, 10).await.unwrap().is_empty());
 
     // The name can be used again and starts over at version 1.
-    db.store.create_pipeline(&write("gone", "{\"new\":true}", None), arn, &[], &event("Create", "gone", 5)).await.unwrap();
+    db.store
+        .create_pipeline(&write("gone", "{\"new\":true}", None), arn, &[], &event("Create", "gone", 5))
+        .await
+        .unwrap();
     let again = db.store.pipeline("gone", None).await.unwrap().unwrap();
     assert_eq!((again.version, again.declaration.as_str()), (1, "{\"new\":true}"));
 }
