@@ -3,6 +3,11 @@
 The server is the release binary (`target/release/sluice`, or $SLUICE_BIN) on a free loopback
 port with a fresh data directory and fixed root keys. At the end it gets SIGTERM and must exit 0
 within 10 s (graceful shutdown).
+
+Run from the repository root:
+    python3 -m venv /tmp/pyvenv && /tmp/pyvenv/bin/pip install -r tests/python/requirements.txt
+    cargo build --release -p sluice-cli
+    /tmp/pyvenv/bin/python -m pytest tests/python -q
 """
 
 from __future__ import annotations
@@ -10,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,6 +23,7 @@ from botocore.config import Config
 
 from sluice_testlib import (
     REGION,
+    aws_command,
     ROOT_ACCESS_KEY_ID,
     ROOT_SECRET_ACCESS_KEY,
     SluiceServer,
@@ -62,13 +66,17 @@ def isolated_aws_environment(aws_config_files):
 def server(tmp_path_factory, isolated_aws_environment):
     data_dir = tmp_path_factory.mktemp("sluice-data")
     logs = tmp_path_factory.mktemp("sluice-logs")
-    instance = SluiceServer(data_dir, logs).start()
+    instance = SluiceServer(data_dir, logs)
+    # Debug logging makes the "secrets never reach the logs" checks stronger.
+    instance.env["SLUICE_LOG"] = "debug"
+    instance.start()
     yield instance
     code = instance.stop(timeout=10)
     assert code == 0, (
         f"sluice did not shut down gracefully on SIGTERM within 10 s (exit {code}); "
         f"stderr tail:\n{instance.stderr()[-3000:]}"
     )
+    assert ROOT_SECRET_ACCESS_KEY not in instance.stdout() + instance.stderr(), "root secret was logged"
 
 
 @pytest.fixture(scope="session")
@@ -130,13 +138,6 @@ class CliResult:
         return json.loads(self.stdout) if self.stdout.strip() else None
 
 
-def _aws_command() -> list[str]:
-    script = Path(sys.executable).with_name("aws")
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-m", "awscli"]
-
-
 @pytest.fixture(scope="session")
 def aws_cli(endpoint, aws_config_files):
     """Runs the aws CLI (v1) against the server with the root keys; returns a CliResult."""
@@ -152,12 +153,14 @@ def aws_cli(endpoint, aws_config_files):
         AWS_RETRY_MODE="standard",
     )
 
-    def run(*args: str, timeout: float = 60) -> CliResult:
-        command = _aws_command() + [
+    def run(*args: str, access_key: str = ROOT_ACCESS_KEY_ID, secret_key: str = ROOT_SECRET_ACCESS_KEY,
+            timeout: float = 60) -> CliResult:
+        env = dict(base_env, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+        command = aws_command() + [
             "--endpoint-url", endpoint, "--region", REGION, "--output", "json", *args,
         ]
         done = subprocess.run(
-            command, env=base_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            command, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 

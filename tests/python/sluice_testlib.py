@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -42,6 +43,14 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/sluice-test"
 
 def binary_path() -> Path:
     return Path(os.environ.get("SLUICE_BIN") or DEFAULT_BINARY)
+
+
+def aws_command() -> list[str]:
+    """The aws CLI (v1) of this Python environment."""
+    script = Path(sys.executable).with_name("aws")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", "awscli"]
 
 
 def free_port() -> int:
@@ -145,6 +154,15 @@ class SluiceServer:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
 
+def stored_bytes(data_dir: Path) -> bytes:
+    """Everything a server keeps in its data directory (database, WAL, keys), concatenated."""
+    blob = b""
+    for path in sorted(Path(data_dir).rglob("*")):
+        if path.is_file():
+            blob += path.read_bytes()
+    return blob
+
+
 # --- raw, signed AWS JSON 1.1 requests ---------------------------------------------------------
 
 
@@ -160,16 +178,19 @@ def sign_headers(
     when: Optional[datetime.datetime] = None,
     token: Optional[str] = None,
     extra_headers: Optional[dict] = None,
+    path: str = "/",
 ) -> dict:
-    """Headers of a POST to `endpoint` signed by botocore's SigV4 signer.
+    """Headers of a POST to `endpoint` + `path` signed by botocore's SigV4 signer.
 
     `when` (naive UTC) replaces the signer's clock, which sets X-Amz-Date and the scope date.
     """
     headers = {"Content-Type": JSON_CONTENT_TYPE}
+    if extra_headers and any(k.lower() == "content-type" for k in extra_headers):
+        headers = {}
     if target is not None:
         headers["X-Amz-Target"] = target
     headers.update(extra_headers or {})
-    request = AWSRequest(method="POST", url=f"{endpoint}/", data=body, headers=headers)
+    request = AWSRequest(method="POST", url=f"{endpoint}{path}", data=body, headers=headers)
     signer = SigV4Auth(Credentials(access_key, secret_key, token), service, region)
     if when is None:
         signer.add_auth(request)

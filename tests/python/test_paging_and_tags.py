@@ -109,6 +109,12 @@ def test_tags_on_a_pipeline(cp):
     assert sorted(keys) == ["cost", "env", "team"], keys
     assert sizes == [1, 1, 1] or sizes == [1, 1, 1, 0], sizes
 
+    # Updating the declaration leaves the tags alone.
+    updated = two_stage_pipeline(name)
+    updated["stages"][1]["actions"][0]["configuration"]["CustomData"] = "changed"
+    assert cp.update_pipeline(pipeline=updated)["pipeline"]["version"] == 2
+    assert tags_of(cp, arn) == {"team": "core", "env": "staging", "cost": "42"}
+
     cp.untag_resource(resourceArn=arn, tagKeys=["env", "not-there"])
     assert tags_of(cp, arn) == {"team": "core", "cost": "42"}
 
@@ -160,3 +166,38 @@ def test_tags_on_a_custom_action_type(cp):
     assert tags_of(cp, arn) == {"owner": "qa"}
     cp.tag_resource(resourceArn=arn, tags=[{"key": "tier", "value": "gold"}])
     assert tags_of(cp, arn) == {"owner": "qa", "tier": "gold"}
+
+
+def test_tag_limits(cp):
+    name = unique("limits")
+    arn = pipeline_arn(name)
+    cp.create_pipeline(pipeline=two_stage_pipeline(name))
+
+    with pytest.raises(ClientError) as excinfo:
+        cp.tag_resource(resourceArn=arn, tags=[{"key": "k", "value": "1"}, {"key": "k", "value": "2"}])
+    assert error_of(excinfo) == (400, "InvalidTagsException")
+
+    with pytest.raises(ClientError) as excinfo:
+        cp.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": "v"} for i in range(51)])
+    assert error_of(excinfo) == (400, "TooManyTagsException")
+    assert tags_of(cp, arn) == {}
+
+    cp.tag_resource(resourceArn=arn, tags=[{"key": f"k{i}", "value": "v"} for i in range(50)])
+    assert len(tags_of(cp, arn)) == 50
+    # Re-tagging an existing key is not a 51st tag ...
+    cp.tag_resource(resourceArn=arn, tags=[{"key": "k0", "value": "changed"}])
+    assert tags_of(cp, arn)["k0"] == "changed"
+    # ... but a new key is.
+    with pytest.raises(ClientError) as excinfo:
+        cp.tag_resource(resourceArn=arn, tags=[{"key": "one-more", "value": "v"}])
+    assert error_of(excinfo) == (400, "TooManyTagsException")
+    assert len(tags_of(cp, arn)) == 50
+
+    with pytest.raises(ClientError) as excinfo:
+        cp.tag_resource(resourceArn=arn, tags=[{"key": "x" * 129, "value": "v"}])
+    assert error_of(excinfo) == (400, "ValidationException")
+
+    with pytest.raises(ClientError) as excinfo:
+        cp.create_pipeline(pipeline=two_stage_pipeline(unique("limits")),
+                           tags=[{"key": f"k{i}", "value": "v"} for i in range(51)])
+    assert error_of(excinfo) == (400, "TooManyTagsException")

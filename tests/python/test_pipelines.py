@@ -4,7 +4,6 @@ list, delete, and the not-found / name-in-use errors."""
 from __future__ import annotations
 
 import datetime
-import json
 
 import pytest
 from botocore.exceptions import ClientError
@@ -17,6 +16,7 @@ from sluice_testlib import (
     deep_copy,
     manual_approval,
     s3_source,
+    stored_bytes,
     two_stage_pipeline,
     unique,
 )
@@ -72,7 +72,7 @@ def assert_recent(moment) -> None:
     assert abs((now - moment).total_seconds()) < 300, (moment, now)
 
 
-def test_three_stage_pipeline_round_trip(cp, raw_responses):
+def test_three_stage_pipeline_round_trip(cp, raw_responses, server):
     provider = create_build_type(cp)
     name = unique("pipe")
 
@@ -130,6 +130,12 @@ def test_three_stage_pipeline_round_trip(cp, raw_responses):
 
     for body in raw_responses:
         assert SECRET.encode() not in body, body[:300]
+    assert len(raw_responses) >= 8
+    # Encrypted at rest, and never logged.
+    on_disk = stored_bytes(server.data_dir)
+    assert SECRET.encode() not in on_disk, "a secret configuration value is stored in plain text"
+    assert (SECRET + "-rotated").encode() not in on_disk
+    assert SECRET not in server.stderr() + server.stdout()
 
     with pytest.raises(ClientError) as excinfo:
         cp.get_pipeline(name=name, version=99)
@@ -146,8 +152,14 @@ def test_three_stage_pipeline_round_trip(cp, raw_responses):
 
 
 def test_defaults_are_reported(cp):
-    name = unique("defaults")
-    created = cp.create_pipeline(pipeline=two_stage_pipeline(name))["pipeline"]
+    name = unique("a.b@c_d-defaults")
+    declaration = two_stage_pipeline(name)
+    declaration["version"] = 7  # ignored: a new pipeline is always version 1
+    created = cp.create_pipeline(pipeline=declaration)["pipeline"]
+    assert created["version"] == 1
+    got = cp.get_pipeline(name=name)
+    assert got["pipeline"]["version"] == 1
+    assert got["metadata"]["pipelineArn"] == f"arn:aws:codepipeline:{REGION}:{ACCOUNT_ID}:{name}"
     assert created.get("pipelineType", "V1") == "V1"
     assert created.get("executionMode", "SUPERSEDED") == "SUPERSEDED"
     summary = next(p for p in cp.list_pipelines()["pipelines"] if p["name"] == name)
@@ -203,3 +215,42 @@ def test_invalid_update_keeps_the_current_version(cp):
     current = cp.get_pipeline(name=name)["pipeline"]
     assert current["version"] == 1
     assert len(current["stages"]) == 2
+
+
+def test_absent_optional_secret_is_not_invented(cp):
+    provider = unique("OptSecret")
+    cp.create_custom_action_type(
+        category="Deploy",
+        provider=provider,
+        version="1",
+        configurationProperties=[
+            {"name": "Where", "required": True, "key": True, "secret": False},
+            {"name": "Token", "required": False, "key": False, "secret": True},
+        ],
+        inputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+        outputArtifactDetails={"minimumCount": 0, "maximumCount": 0},
+    )
+    name = unique("optsecret")
+    declaration = two_stage_pipeline(name)
+    declaration["stages"].append({"name": "Deploy", "actions": [
+        custom_action(provider, "Ship", [], {"Where": "prod"}, category="Deploy"),
+    ]})
+    cp.create_pipeline(pipeline=declaration)
+    ship = actions_by_name(cp.get_pipeline(name=name)["pipeline"])["Ship"]
+    assert ship["configuration"] == {"Where": "prod"}
+
+
+def test_pipeline_outlives_a_deleted_action_type(cp):
+    provider = create_build_type(cp)
+    name = unique("orphan")
+    cp.create_pipeline(pipeline=three_stage(name, provider))
+    cp.delete_custom_action_type(category="Build", provider=provider, version="1")
+    got = cp.get_pipeline(name=name)["pipeline"]
+    assert got["version"] == 1
+    assert actions_by_name(got)["Make"]["configuration"] == {"Target": "all", "ApiToken": MASK}
+    assert name in {p["name"] for p in cp.list_pipelines()["pipelines"]}
+    # The type is gone, so the same declaration no longer validates.
+    with pytest.raises(ClientError) as excinfo:
+        cp.update_pipeline(pipeline=three_stage(name, provider))
+    status, _ = error_of(excinfo)
+    assert status == 400

@@ -1,6 +1,7 @@
 //! AWS error shapes: one [`AwsError`] per failed request, and the single place where engine
 //! errors become wire error codes.
 
+use sluice_core::pipeline::StructureError;
 use sluice_engine::Error as EngineError;
 
 /// An error as an AWS client sees it: HTTP status, `__type` code and message.
@@ -45,7 +46,8 @@ impl From<EngineError> for AwsError {
     fn from(err: EngineError) -> Self {
         let (code, status) = match &err {
             EngineError::Validation(_) => ("ValidationException", 400),
-            EngineError::Structure(_) => ("InvalidStructureException", 400),
+            EngineError::Structure(StructureError::Structure(_)) => ("InvalidStructureException", 400),
+            EngineError::Structure(StructureError::Action(_)) => ("InvalidActionDeclarationException", 400),
             EngineError::PipelineNotFound(_) => ("PipelineNotFoundException", 400),
             EngineError::PipelineVersionNotFound(_) => ("PipelineVersionNotFoundException", 400),
             EngineError::PipelineNameInUse(_) => ("PipelineNameInUseException", 400),

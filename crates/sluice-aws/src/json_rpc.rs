@@ -52,11 +52,13 @@ impl AwsJsonService {
         &self.engine
     }
 
-    /// Handles one request; returns the response and an operation label for metrics.
+    /// Handles one request; returns the response and an operation label for metrics: the
+    /// operation's name when the service models it, else `unknown`, so callers cannot mint
+    /// label values.
     pub async fn handle(&self, request: &HttpRequest<'_>) -> (HttpResponse, String) {
         let request_id = uuid::Uuid::new_v4().to_string();
         let target = request.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let label = target.to_string();
+        let label = self.label(target);
         let result = self.dispatch(target, request).await;
         let response = match result {
             Ok(body) => encode(200, &request_id, &body),
@@ -66,6 +68,15 @@ impl AwsJsonService {
             }
         };
         (response, label)
+    }
+
+    fn label(&self, target: &str) -> String {
+        match route(target) {
+            Ok((Target::CodePipeline, operation)) if self.codepipeline.has_operation(operation) => {
+                operation.to_string()
+            }
+            _ => "unknown".to_string(),
+        }
     }
 
     async fn dispatch(&self, target: &str, request: &HttpRequest<'_>) -> Result<Value, AwsError> {

@@ -418,7 +418,9 @@ fn declared_payload_hash(req: &RequestParts<'_>, auth: &Auth) -> Result<String, 
     }
     let pairs = decoded_pairs(req.query.unwrap_or(""));
     let from_query = unique_param(&pairs, "X-Amz-Content-Sha256")?;
-    Ok(from_query.unwrap_or_else(|| UNSIGNED_PAYLOAD.to_owned()))
+    // UNSIGNED-PAYLOAD is S3's convention; every other service signs the body's hash.
+    let default = if auth.service == "s3" { UNSIGNED_PAYLOAD } else { req.payload_sha256 };
+    Ok(from_query.unwrap_or_else(|| default.to_owned()))
 }
 
 /// A declared hex hash must be the hash of the body actually received.
@@ -514,7 +516,8 @@ fn is_generated_header(name: &str) -> bool {
 }
 
 /// A presigned query string (no leading '?'): the given query followed by the `X-Amz-*`
-/// parameters. Only `host` is signed and the payload is `UNSIGNED-PAYLOAD`.
+/// parameters. Only `host` is signed; the payload is `UNSIGNED-PAYLOAD` for `s3` and the hash
+/// of an empty body for every other service.
 pub fn presign_query(
     params: &SigningParams<'_>,
     method: &str,
@@ -531,13 +534,14 @@ pub fn presign_query(
         out.push('&');
     }
     out.push_str(&presign_params(params, &scope, &amz_date, expires_secs));
+    let empty_hash = sha256_hex(b"");
     let canonical = CanonicalRequest {
         method,
         uri: canonical_uri(path, params.service),
         query: canonical_query(Some(&out), true),
         headers: format!("host:{}\n", trim_all(host)),
         signed_headers: "host".to_owned(),
-        payload_hash: UNSIGNED_PAYLOAD,
+        payload_hash: if params.service == "s3" { UNSIGNED_PAYLOAD } else { &empty_hash },
     };
     let signature = sign_canonical(params.secret_access_key, &amz_date, &scope, &canonical.render());
     out.push_str("&X-Amz-Signature=");

@@ -31,13 +31,31 @@ pub struct PipelineSpec {
     pub stages: Vec<StageSpec>,
 }
 
-/// Why a declaration is structurally invalid; the text is shown to the caller.
+/// Why a declaration is invalid; the text is shown to the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StructureError(pub String);
+pub enum StructureError {
+    /// The shape of the pipeline: stages, names, placement, artifact flow.
+    #[error("{0}")]
+    Structure(String),
+    /// One action against its action type: type exists, artifact counts, configuration.
+    #[error("{0}")]
+    Action(String),
+}
+
+impl StructureError {
+    pub fn message(&self) -> &str {
+        match self {
+            StructureError::Structure(m) | StructureError::Action(m) => m,
+        }
+    }
+}
 
 fn invalid<T>(message: String) -> Result<T, StructureError> {
-    Err(StructureError(message))
+    Err(StructureError::Structure(message))
+}
+
+fn invalid_action<T>(message: String) -> Result<T, StructureError> {
+    Err(StructureError::Action(message))
 }
 
 /// Checks every structural rule; `lookup` finds an action type (None: it does not exist).
@@ -57,7 +75,7 @@ pub fn validate(
     for stage in &spec.stages {
         for action in &stage.actions {
             let Some(action_type) = lookup(&action.type_id) else {
-                return invalid(format!(
+                return invalid_action(format!(
                     "Action {:?} in stage {:?} uses action type {} which does not exist",
                     action.name, stage.name, action.type_id
                 ));
@@ -128,7 +146,7 @@ fn check_action_against_type(
     ];
     for (kind, count, bounds) in counts {
         if !bounds.contains(count) {
-            return invalid(format!(
+            return invalid_action(format!(
                 "Action {:?} in stage {:?} has {count} {kind} artifact(s); action type {} allows {} to {}",
                 action.name, stage.name, action.type_id, bounds.min, bounds.max
             ));
@@ -137,13 +155,13 @@ fn check_action_against_type(
     for property in &action_type.properties {
         let value = action.configuration.get(&property.name);
         if property.required && value.is_none() {
-            return invalid(format!(
+            return invalid_action(format!(
                 "Action configuration for action {:?} is missing required configuration {:?}",
                 action.name, property.name
             ));
         }
         if property.queryable && value.is_some_and(|v| v.chars().count() > MAX_QUERYABLE_VALUE_LEN) {
-            return invalid(format!(
+            return invalid_action(format!(
                 "Queryable configuration {:?} of action {:?} is longer than {MAX_QUERYABLE_VALUE_LEN} characters",
                 property.name, action.name
             ));
@@ -151,7 +169,7 @@ fn check_action_against_type(
     }
     let declared: HashSet<&str> = action_type.properties.iter().map(|p| p.name.as_str()).collect();
     if let Some(unknown) = action.configuration.keys().find(|k| !declared.contains(k.as_str())) {
-        return invalid(format!(
+        return invalid_action(format!(
             "Action configuration for action {:?} contains unknown configuration {unknown:?}",
             action.name
         ));
@@ -277,7 +295,7 @@ mod tests {
     }
 
     fn error_of(spec: &PipelineSpec) -> String {
-        validate(spec, lookup).unwrap_err().0
+        validate(spec, lookup).unwrap_err().message().to_string()
     }
 
     #[test]
@@ -326,8 +344,9 @@ mod tests {
             (long_query, "longer than 20"),
         ];
         for (bad, expected) in cases {
-            let err = error_of(&pipeline(vec![("S", vec![source()]), ("B", vec![bad])]));
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            let err = validate(&pipeline(vec![("S", vec![source()]), ("B", vec![bad])]), lookup).unwrap_err();
+            assert!(matches!(err, StructureError::Action(_)), "{err:?} is about one action");
+            assert!(err.message().contains(expected), "{err:?} should mention {expected:?}");
         }
     }
 

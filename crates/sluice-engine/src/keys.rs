@@ -25,6 +25,41 @@ impl std::fmt::Debug for Credentials {
 pub struct KeyForVerification {
     pub principal: Principal,
     pub secret_access_key: String,
+    /// When the key itself stops being valid, if ever.
+    pub expires_at: Option<i64>,
+}
+
+/// How long a key looked up from the store is trusted without asking again. Keys cannot be
+/// changed today, so this only bounds how long another replica's future revocation could lag.
+const KEY_CACHE_MILLIS: i64 = 60_000;
+
+/// Recently verified keys by id, with the time each entry stops being trusted.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (KeyForVerification, i64)>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache(..)")
+    }
+}
+
+impl KeyCache {
+    fn get(&self, access_key_id: &str, now: i64) -> Option<KeyForVerification> {
+        let entries = self.entries.read().expect("key cache lock");
+        let (key, trusted_until) = entries.get(access_key_id)?;
+        let key_valid = key.expires_at.is_none_or(|at| at > now);
+        (*trusted_until > now && key_valid).then(|| key.clone())
+    }
+
+    fn put(&self, access_key_id: &str, key: KeyForVerification, now: i64) {
+        let mut entries = self.entries.write().expect("key cache lock");
+        if entries.len() > 10_000 {
+            entries.clear();
+        }
+        entries.insert(access_key_id.to_string(), (key, now + KEY_CACHE_MILLIS));
+    }
 }
 
 /// A new random key pair: `AKIA` + 16 upper-case alphanumerics, and a 40-character secret.
@@ -75,10 +110,14 @@ impl Engine {
 
     /// The principal and plain secret of a key, if it exists and has not expired.
     pub async fn key_for_verification(&self, access_key_id: &str) -> Result<Option<KeyForVerification>> {
+        let now = self.now_millis();
+        if let Some(key) = self.key_cache.get(access_key_id, now) {
+            return Ok(Some(key));
+        }
         let Some(row) = self.store.access_key(access_key_id).await? else {
             return Ok(None);
         };
-        if row.expires_at.is_some_and(|at| at <= self.now_millis()) {
+        if row.expires_at.is_some_and(|at| at <= now) {
             return Ok(None);
         }
         let secret = self
@@ -86,10 +125,13 @@ impl Engine {
             .open(&row.secret_enc)
             .and_then(|plain| String::from_utf8(plain).ok())
             .ok_or_else(|| Error::Internal(format!("key {access_key_id} cannot be decrypted")))?;
-        Ok(Some(KeyForVerification {
+        let key = KeyForVerification {
             principal: Principal { arn: row.principal_arn, is_root: row.kind == KeyKind::Root },
             secret_access_key: secret,
-        }))
+            expires_at: row.expires_at,
+        };
+        self.key_cache.put(access_key_id, key.clone(), now);
+        Ok(Some(key))
     }
 
     fn key_row(&self, credentials: &Credentials, arn: String, name: &str, kind: KeyKind) -> AccessKeyRow {

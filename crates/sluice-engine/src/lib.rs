@@ -71,11 +71,12 @@ pub struct Engine {
     clock: SharedClock,
     secrets: SecretBox,
     account: AccountContext,
+    key_cache: std::sync::Arc<keys::KeyCache>,
 }
 
 impl Engine {
     pub fn new(store: Store, clock: SharedClock, secrets: SecretBox, account: AccountContext) -> Self {
-        Engine { store, clock, secrets, account }
+        Engine { store, clock, secrets, account, key_cache: Default::default() }
     }
 
     pub fn store(&self) -> &Store {

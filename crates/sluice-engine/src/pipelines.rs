@@ -113,7 +113,7 @@ fn check_modes(declaration: &Value) -> Result<()> {
     }
     let stores = [field(declaration, "artifactStore"), field(declaration, "artifactStores")];
     if stores.iter().filter(|s| s.is_some()).count() != 1 {
-        return Err(Error::Structure(sluice_core::pipeline::StructureError(
+        return Err(Error::Structure(sluice_core::pipeline::StructureError::Structure(
             "A pipeline must declare either artifactStore or artifactStores, not both".into(),
         )));
     }

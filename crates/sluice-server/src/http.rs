@@ -122,9 +122,8 @@ async fn aws_json(State(app): State<App>, request: Request) -> Response {
         headers: &parts.headers,
         body: &body,
     };
-    let (response, target) = app.aws().handle(&http_request).await;
-    let operation = target.rsplit_once('.').map(|(_, op)| op).unwrap_or("unknown");
-    labelled(to_response(response), operation)
+    let (response, operation) = app.aws().handle(&http_request).await;
+    labelled(to_response(response), &operation)
 }
 
 async fn create_key(State(app): State<App>, request: Request) -> Response {

@@ -186,8 +186,8 @@ async fn structural_rules_are_refused_with_aws_codes() {
     let cases = [
         (one_stage, "InvalidStructureException"),
         (orphan_input, "InvalidStructureException"),
-        (missing_type, "InvalidStructureException"),
-        (missing_config, "InvalidStructureException"),
+        (missing_type, "InvalidActionDeclarationException"),
+        (missing_config, "InvalidActionDeclarationException"),
         (bad_name, "ValidationException"),
     ];
     for (pipeline, expected) in cases {

@@ -2,5 +2,6 @@
 //! Rust and plain HTTP, on SQLite and on a throwaway PostgreSQL database.
 
 mod codepipeline;
+mod fuzz;
 mod server;
 mod support;
