@@ -41,7 +41,7 @@ pub async fn call(
     principal: &Principal,
     operation: &str,
     input: Value,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     match operation {
         "CreateCustomActionType" => create_custom_action_type(engine, principal, parse(input)?).await,
         "DeleteCustomActionType" => delete_custom_action_type(engine, principal, parse(input)?).await,
@@ -64,6 +64,15 @@ pub async fn call(
 fn parse<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
     serde_json::from_value(input)
         .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
+}
+
+/// `{"pipeline": <declaration>, ...rest}` without re-parsing the stored declaration text.
+fn with_pipeline(declaration: &str, rest: Value) -> String {
+    let rest = rest.to_string();
+    match rest.strip_prefix('{').filter(|r| *r != "}") {
+        Some(more) => format!("{{\"pipeline\":{declaration},{more}"),
+        None => format!("{{\"pipeline\":{declaration}}}"),
+    }
 }
 
 /// Epoch seconds with milliseconds, as AWS JSON timestamps are.
@@ -156,7 +165,7 @@ async fn create_custom_action_type(
     engine: &Engine,
     principal: &Principal,
     input: CreateCustomActionTypeInput,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     let settings = input.settings.unwrap_or_default();
     let action_type = ActionType {
         id: type_id(&input.category, Owner::Custom, input.provider, input.version)?,
@@ -177,7 +186,7 @@ async fn create_custom_action_type(
     };
     let tags = tag_pairs(input.tags);
     let created = engine.create_custom_action_type(principal, action_type, tags.clone()).await?;
-    Ok(json!({"actionType": wire_action_type(&created), "tags": wire_tags(&tags)}))
+    Ok(json!({"actionType": wire_action_type(&created), "tags": wire_tags(&tags)}).to_string())
 }
 
 fn wire_id(id: &ActionTypeId) -> Value {
@@ -232,11 +241,11 @@ async fn delete_custom_action_type(
     engine: &Engine,
     principal: &Principal,
     input: DeleteCustomActionTypeInput,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     let id = type_id(&input.category, Owner::Custom, input.provider, input.version)?;
     // DeleteCustomActionType models no not-found error: deleting an absent type succeeds.
     engine.delete_custom_action_type(principal, &id).await?;
-    Ok(json!({}))
+    Ok(json!({}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -247,7 +256,7 @@ struct ListActionTypesInput {
     region_filter: Option<String>,
 }
 
-async fn list_action_types(engine: &Engine, input: ListActionTypesInput) -> Result<Value, AwsError> {
+async fn list_action_types(engine: &Engine, input: ListActionTypesInput) -> Result<String, AwsError> {
     if input.next_token.is_some() {
         // Every action type fits in one page, so no token was ever handed out.
         return Err(EngineError::InvalidNextToken("The next token is not valid".into()).into());
@@ -258,7 +267,7 @@ async fn list_action_types(engine: &Engine, input: ListActionTypesInput) -> Resu
         Some(region) if region != engine.account().region => Vec::new(),
         _ => engine.list_action_types(owner).await?,
     };
-    Ok(json!({"actionTypes": types.iter().map(wire_action_type).collect::<Vec<_>>()}))
+    Ok(json!({"actionTypes": types.iter().map(wire_action_type).collect::<Vec<_>>()}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -269,13 +278,13 @@ struct GetActionTypeInput {
     version: String,
 }
 
-async fn get_action_type(engine: &Engine, input: GetActionTypeInput) -> Result<Value, AwsError> {
+async fn get_action_type(engine: &Engine, input: GetActionTypeInput) -> Result<String, AwsError> {
     let owner = input.owner.parse::<Owner>().map_err(AwsError::validation)?;
     let id = type_id(&input.category, owner, input.provider, input.version)?;
     let Some(found) = engine.action_type(&id).await? else {
         return Err(EngineError::ActionTypeNotFound(format!("Action type {id} does not exist")).into());
     };
-    Ok(json!({"actionType": action_type_declaration(&found)}))
+    Ok(json!({"actionType": action_type_declaration(&found)}).to_string())
 }
 
 /// GetActionType's richer shape (ActionTypeDeclaration).
@@ -315,10 +324,10 @@ async fn create_pipeline(
     engine: &Engine,
     principal: &Principal,
     input: CreatePipelineInput,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     let tags = tag_pairs(input.tags);
     let view = engine.create_pipeline(principal, input.pipeline, tags.clone()).await?;
-    Ok(json!({"pipeline": view.declaration, "tags": wire_tags(&tags)}))
+    Ok(with_pipeline(&view.declaration, json!({"tags": wire_tags(&tags)})))
 }
 
 #[derive(Deserialize)]
@@ -327,16 +336,14 @@ struct GetPipelineInput {
     version: Option<i64>,
 }
 
-async fn get_pipeline(engine: &Engine, input: GetPipelineInput) -> Result<Value, AwsError> {
+async fn get_pipeline(engine: &Engine, input: GetPipelineInput) -> Result<String, AwsError> {
     let view = engine.pipeline(&input.name, input.version).await?;
-    Ok(json!({
-        "pipeline": view.declaration,
-        "metadata": {
-            "pipelineArn": view.arn,
-            "created": timestamp(view.meta.created_at),
-            "updated": timestamp(view.meta.updated_at),
-        }
-    }))
+    let metadata = json!({
+        "pipelineArn": view.arn,
+        "created": timestamp(view.meta.created_at),
+        "updated": timestamp(view.meta.updated_at),
+    });
+    Ok(with_pipeline(&view.declaration, json!({"metadata": metadata})))
 }
 
 #[derive(Deserialize)]
@@ -348,9 +355,9 @@ async fn update_pipeline(
     engine: &Engine,
     principal: &Principal,
     input: UpdatePipelineInput,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     let view = engine.update_pipeline(principal, input.pipeline).await?;
-    Ok(json!({"pipeline": view.declaration}))
+    Ok(with_pipeline(&view.declaration, json!({})))
 }
 
 #[derive(Deserialize)]
@@ -362,10 +369,10 @@ async fn delete_pipeline(
     engine: &Engine,
     principal: &Principal,
     input: DeletePipelineInput,
-) -> Result<Value, AwsError> {
+) -> Result<String, AwsError> {
     // DeletePipeline models no not-found error: deleting an absent pipeline succeeds.
     engine.delete_pipeline(principal, &input.name).await?;
-    Ok(json!({}))
+    Ok(json!({}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -386,14 +393,14 @@ fn pipeline_summary(meta: &PipelineMeta) -> Value {
     })
 }
 
-async fn list_pipelines(engine: &Engine, input: ListPipelinesInput) -> Result<Value, AwsError> {
+async fn list_pipelines(engine: &Engine, input: ListPipelinesInput) -> Result<String, AwsError> {
     let max = input.max_results.unwrap_or(100);
     let (page, next) = engine.list_pipelines(input.next_token.as_deref(), max).await?;
     let mut output = json!({"pipelines": page.iter().map(pipeline_summary).collect::<Vec<_>>()});
     if let Some(next) = next {
         output["nextToken"] = json!(next);
     }
-    Ok(output)
+    Ok(output.to_string())
 }
 
 #[derive(Deserialize)]
@@ -403,9 +410,9 @@ struct TagResourceInput {
     tags: Vec<WireTag>,
 }
 
-async fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<Value, AwsError> {
+async fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<String, AwsError> {
     engine.tag_resource(&input.resource_arn, tag_pairs(Some(input.tags))).await?;
-    Ok(json!({}))
+    Ok(json!({}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -415,9 +422,9 @@ struct UntagResourceInput {
     tag_keys: Vec<String>,
 }
 
-async fn untag_resource(engine: &Engine, input: UntagResourceInput) -> Result<Value, AwsError> {
+async fn untag_resource(engine: &Engine, input: UntagResourceInput) -> Result<String, AwsError> {
     engine.untag_resource(&input.resource_arn, input.tag_keys).await?;
-    Ok(json!({}))
+    Ok(json!({}).to_string())
 }
 
 #[derive(Deserialize)]
@@ -428,12 +435,25 @@ struct ListTagsForResourceInput {
     max_results: Option<usize>,
 }
 
-async fn list_tags_for_resource(engine: &Engine, input: ListTagsForResourceInput) -> Result<Value, AwsError> {
+async fn list_tags_for_resource(engine: &Engine, input: ListTagsForResourceInput) -> Result<String, AwsError> {
     let max = input.max_results.unwrap_or(50);
     let (tags, next) = engine.list_tags(&input.resource_arn, input.next_token.as_deref(), max).await?;
     let mut output = json!({"tags": wire_tags(&tags)});
     if let Some(next) = next {
         output["nextToken"] = json!(next);
     }
-    Ok(output)
+    Ok(output.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_text_is_embedded_as_is() {
+        let text = with_pipeline("{\"name\":\"p\"}", json!({"metadata": {"a": 1}}));
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, json!({"pipeline": {"name": "p"}, "metadata": {"a": 1}}));
+        assert_eq!(with_pipeline("{\"name\":\"p\"}", json!({})), "{\"pipeline\":{\"name\":\"p\"}}");
+    }
 }

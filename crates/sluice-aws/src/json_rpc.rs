@@ -61,7 +61,7 @@ impl AwsJsonService {
         let label = self.label(target);
         let result = self.dispatch(target, request).await;
         let response = match result {
-            Ok(body) => encode(200, &request_id, &body),
+            Ok(body) => encode(200, &request_id, body.into_bytes()),
             Err(err) => {
                 tracing::info!(target = %label, code = err.code, status = err.status, "request refused");
                 encode_error(&err, &request_id)
@@ -79,7 +79,7 @@ impl AwsJsonService {
         }
     }
 
-    async fn dispatch(&self, target: &str, request: &HttpRequest<'_>) -> Result<Value, AwsError> {
+    async fn dispatch(&self, target: &str, request: &HttpRequest<'_>) -> Result<String, AwsError> {
         let (service, operation) = route(target)?;
         let (model, signing_name) = match service {
             Target::CodePipeline => (&self.codepipeline, "codepipeline"),
@@ -132,18 +132,18 @@ fn parse_body(body: &[u8]) -> Result<Value, AwsError> {
     Ok(value)
 }
 
-fn encode(status: u16, request_id: &str, body: &Value) -> HttpResponse {
+fn encode(status: u16, request_id: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse {
         status,
         headers: vec![("content-type", CONTENT_TYPE.into()), ("x-amzn-requestid", request_id.into())],
-        body: serde_json::to_vec(body).expect("JSON values serialise"),
+        body,
     }
 }
 
 /// Encodes an error in the AWS JSON 1.1 shape.
 pub fn encode_error(err: &AwsError, request_id: &str) -> HttpResponse {
     let body = serde_json::json!({"__type": err.code, "message": err.message});
-    let mut response = encode(err.status, request_id, &body);
+    let mut response = encode(err.status, request_id, body.to_string().into_bytes());
     response.headers.push(("x-amzn-errortype", err.code.to_string()));
     response
 }

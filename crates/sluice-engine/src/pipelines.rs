@@ -2,9 +2,9 @@
 //! use, version history, and secret configuration properties.
 //!
 //! A declaration is kept in CodePipeline's JSON layout (the pipeline definition format). Values
-//! of properties an action type marks `secret` are cut out before storing and sealed in a
-//! separate column; reads show them as [`SECRET_MASK`]. An update that sends the mask back keeps
-//! the stored secret, so get → edit → update round-trips without the caller knowing it.
+//! of properties an action type marks `secret` are sealed in a separate column and the stored
+//! text carries [`SECRET_MASK`] in their place, so a read is one row and no decryption. An update
+//! that sends the mask back keeps the stored secret, so get → edit → update round-trips.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,9 +26,20 @@ type Secrets = BTreeMap<String, String>;
 /// A stored pipeline version as callers see it (secrets masked).
 #[derive(Debug, Clone)]
 pub struct PipelineView {
-    pub declaration: Value,
+    /// The declaration as a JSON object text, with its `version`.
+    pub declaration: String,
     pub meta: PipelineMeta,
     pub arn: String,
+}
+
+/// Adds `"version":N` to a stored declaration text (a non-empty JSON object written by
+/// `serde_json`), without parsing it.
+fn with_version(stored: &str, version: i64) -> Option<String> {
+    let body = stored.trim_end().strip_suffix('}')?;
+    if !body.trim_start().starts_with('{') || body.trim() == "{" {
+        return None;
+    }
+    Some(format!("{body},\"version\":{version}}}"))
 }
 
 fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
@@ -211,6 +222,7 @@ impl Engine {
         let types = self.types_used(&spec).await?;
         validate(&spec, |id| types.get(id).cloned())?;
         let secrets = split_secrets(&mut declaration, &types, previous);
+        mask_secrets(&mut declaration, &secrets);
         Ok((declaration, secrets))
     }
 
@@ -293,12 +305,8 @@ impl Engine {
                 _ => pipeline_not_found(name),
             });
         };
-        let mut declaration: Value = serde_json::from_str(&stored.declaration)
-            .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
-        mask_secrets(&mut declaration, &self.open_secrets(stored.secrets.as_deref())?);
-        if let Some(object) = declaration.as_object_mut() {
-            object.insert("version".into(), Value::from(stored.version));
-        }
+        let declaration = with_version(&stored.declaration, stored.version)
+            .ok_or_else(|| Error::Internal(format!("stored declaration of {name} is not a JSON object")))?;
         Ok(PipelineView { declaration, arn: self.account.pipeline_arn(name), meta: stored.meta })
     }
 
@@ -393,6 +401,16 @@ mod tests {
         let mut changed = declaration("new");
         let replaced = split_secrets(&mut changed, &types, &secrets);
         assert_eq!(replaced.get("Deploy/Ship/Password").map(String::as_str), Some("new"));
+    }
+
+    #[test]
+    fn version_is_spliced_into_the_object() {
+        let text = json!({"name": "p", "stages": []}).to_string();
+        let spliced: Value = serde_json::from_str(&with_version(&text, 3).unwrap()).unwrap();
+        assert_eq!(spliced, json!({"name": "p", "stages": [], "version": 3}));
+        assert_eq!(with_version("{}", 1), None);
+        assert_eq!(with_version("[1]", 1), None);
+        assert_eq!(with_version("", 1), None);
     }
 
     #[test]
