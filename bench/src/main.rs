@@ -44,6 +44,10 @@ enum Command {
 
 const PIPELINE: &str = "bench-pipeline";
 
+/// The same allocator as the `sluice` binary, so the bare handler is compared like for like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

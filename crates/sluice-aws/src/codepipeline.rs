@@ -435,7 +435,10 @@ struct ListTagsForResourceInput {
     max_results: Option<usize>,
 }
 
-async fn list_tags_for_resource(engine: &Engine, input: ListTagsForResourceInput) -> Result<String, AwsError> {
+async fn list_tags_for_resource(
+    engine: &Engine,
+    input: ListTagsForResourceInput,
+) -> Result<String, AwsError> {
     let max = input.max_results.unwrap_or(50);
     let (tags, next) = engine.list_tags(&input.resource_arn, input.next_token.as_deref(), max).await?;
     let mut output = json!({"tags": wire_tags(&tags)});

@@ -3,6 +3,11 @@
 
 mod client;
 
+/// mimalloc: the request path allocates many small short-lived buffers, which glibc's allocator
+/// serves measurably slower (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@ pub mod action_types;
 pub mod events;
 pub mod keys;
 pub mod pipelines;
+pub mod sqlite_reader;
 pub mod tags;
 
 use std::str::FromStr;
@@ -55,6 +56,7 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
 }
 
 /// A transaction on the store.
@@ -75,18 +77,24 @@ impl Store {
             return Err(Error::UnsupportedUrl);
         };
         let options = AnyConnectOptions::from_str(url)?;
+        let mut reader = None;
         let pool = match backend {
-            Backend::Sqlite => sqlite_pool(options).await?,
+            Backend::Sqlite => {
+                let file =
+                    sqlx::sqlite::SqliteConnectOptions::try_from(&options)?.get_filename().to_path_buf();
+                reader = Some(std::sync::Arc::new(sqlite_reader::SqliteReader::new(&file)));
+                sqlite_pool(options).await?
+            }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(postgres_pool_size())
                     .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?
             }
         };
-        let store = Store { pool, backend };
+        let store = Store { pool, backend, reader };
         store.migrate().await?;
         Ok(store)
     }
@@ -109,6 +117,11 @@ impl Store {
         self.backend
     }
 
+    /// The same-thread read path, on SQLite only.
+    pub(crate) fn sqlite_reader(&self) -> Option<&sqlite_reader::SqliteReader> {
+        self.reader.as_deref()
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -128,6 +141,14 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Two connections per core: on PostgreSQL each query is a round trip that holds its
+/// connection, and more connections than that only add backend processes competing for the
+/// same cores (measured in docs/BENCHMARKS.md: 16 connections gave 8.3k GetPipeline/s, 4 gave 11.3k).
+fn postgres_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u32;
+    (cores * 2).max(4)
 }
 
 async fn sqlite_pool(options: AnyConnectOptions) -> Result<AnyPool> {

@@ -44,6 +44,13 @@ pub enum UpdateOutcome {
     NotFound,
 }
 
+/// One version of a pipeline with the pipeline's current summary.
+pub(crate) const PIPELINE_VERSION_SQL: &str =
+    "SELECT p.name, p.version, p.pipeline_type, p.execution_mode, p.created_at, p.updated_at,
+            v.version, v.declaration, v.secrets
+     FROM pipelines p JOIN pipeline_versions v ON v.name = p.name
+     WHERE p.name = $1 AND v.version = COALESCE($2, p.version)";
+
 const META_COLUMNS: &str = "name, version, pipeline_type, execution_mode, created_at, updated_at";
 
 impl Store {
@@ -103,16 +110,11 @@ impl Store {
 
     /// The named version (latest when `None`) of a pipeline.
     pub async fn pipeline(&self, name: &str, version: Option<i64>) -> Result<Option<PipelineVersion>> {
-        let row = sqlx::query(
-            "SELECT p.name, p.version, p.pipeline_type, p.execution_mode, p.created_at, p.updated_at,
-                    v.version, v.declaration, v.secrets
-             FROM pipelines p JOIN pipeline_versions v ON v.name = p.name
-             WHERE p.name = $1 AND v.version = COALESCE($2, p.version)",
-        )
-        .bind(name)
-        .bind(version)
-        .fetch_optional(self.pool())
-        .await?;
+        if let Some(reader) = self.sqlite_reader() {
+            return reader.pipeline(name, version);
+        }
+        let row =
+            sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(self.pool()).await?;
         row.map(|row| {
             Ok(PipelineVersion {
                 meta: decode_meta(&row)?,
