@@ -245,7 +245,7 @@ async fn delete_custom_action_type(
     let id = type_id(&input.category, Owner::Custom, input.provider, input.version)?;
     // DeleteCustomActionType models no not-found error: deleting an absent type succeeds.
     engine.delete_custom_action_type(principal, &id).await?;
-    Ok(json!({}).to_string())
+    Ok("{}".into())
 }
 
 #[derive(Deserialize)]
@@ -372,7 +372,7 @@ async fn delete_pipeline(
 ) -> Result<String, AwsError> {
     // DeletePipeline models no not-found error: deleting an absent pipeline succeeds.
     engine.delete_pipeline(principal, &input.name).await?;
-    Ok(json!({}).to_string())
+    Ok("{}".into())
 }
 
 #[derive(Deserialize)]
@@ -412,7 +412,7 @@ struct TagResourceInput {
 
 async fn tag_resource(engine: &Engine, input: TagResourceInput) -> Result<String, AwsError> {
     engine.tag_resource(&input.resource_arn, tag_pairs(Some(input.tags))).await?;
-    Ok(json!({}).to_string())
+    Ok("{}".into())
 }
 
 #[derive(Deserialize)]
@@ -424,7 +424,7 @@ struct UntagResourceInput {
 
 async fn untag_resource(engine: &Engine, input: UntagResourceInput) -> Result<String, AwsError> {
     engine.untag_resource(&input.resource_arn, input.tag_keys).await?;
-    Ok(json!({}).to_string())
+    Ok("{}".into())
 }
 
 #[derive(Deserialize)]

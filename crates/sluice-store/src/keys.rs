@@ -90,9 +90,7 @@ impl Store {
             .await?;
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
-}
 
-impl Store {
     /// Whether any root key is stored.
     pub async fn has_key_of_kind_root(&self) -> Result<bool> {
         let row = sqlx::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'root'")

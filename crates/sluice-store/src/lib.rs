@@ -11,6 +11,7 @@ pub mod keys;
 pub mod pipelines;
 pub mod sqlite_reader;
 pub mod tags;
+pub mod testing;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -10,22 +10,12 @@ use sluice_core::clock::{Clock, SystemClock};
 
 use crate::support::{Db, TestServer, ROOT_ID, ROOT_SECRET};
 
-const OPERATIONS: &[&str] = &[
-    "CreateCustomActionType",
-    "DeleteCustomActionType",
-    "ListActionTypes",
-    "GetActionType",
-    "CreatePipeline",
-    "GetPipeline",
-    "UpdatePipeline",
-    "DeletePipeline",
-    "ListPipelines",
-    "TagResource",
-    "UntagResource",
-    "ListTagsForResource",
-    "StartPipelineExecution",
-    "PollForJobs",
-];
+/// Every served operation and two modelled ones that are not served yet.
+fn operations() -> Vec<&'static str> {
+    let mut all = sluice_aws::codepipeline::OPERATIONS.to_vec();
+    all.extend(["StartPipelineExecution", "PollForJobs"]);
+    all
+}
 
 fn valid_bodies() -> Vec<Value> {
     let action = |name: &str, category: &str, owner: &str, provider: &str| json!({"name": name, "actionTypeId": {"category": category, "owner": owner, "provider": provider, "version": "1"}});
@@ -107,7 +97,7 @@ fn arb_body() -> impl Strategy<Value = Vec<u8>> {
 
 fn arb_target() -> impl Strategy<Value = String> {
     prop_oneof![
-        4 => prop::sample::select(OPERATIONS).prop_map(|op| format!("CodePipeline_20150709.{op}")),
+        4 => prop::sample::select(operations()).prop_map(|op| format!("CodePipeline_20150709.{op}")),
         1 => "[A-Za-z_.0-9]{0,40}",
     ]
 }

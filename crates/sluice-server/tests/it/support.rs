@@ -6,7 +6,9 @@ use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use sluice_core::clock::{SharedClock, SystemClock};
 use sluice_engine::keys::Credentials as RootCredentials;
 use sluice_server::config::{Config, Overrides};
-use sqlx::{AnyConnection, Connection, Executor};
+use sluice_store::testing::{
+    create_postgres_database, drop_postgres_database, postgres_admin_url, with_database,
+};
 use tokio::sync::oneshot;
 
 pub const ROOT_ID: &str = "AKIATESTROOT00000001";
@@ -24,25 +26,8 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The throwaway database's name and URL.
     postgres: Option<(String, String)>,
-}
-
-fn admin_url() -> String {
-    std::env::var("SLUICE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn throwaway_postgres() -> (String, String) {
-    sqlx::any::install_default_drivers();
-    let admin = admin_url();
-    let name = format!("sluice_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = AnyConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} must be reachable: {e}"));
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    conn.close().await.unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    (admin.clone(), format!("{base}/{name}"))
 }
 
 impl TestServer {
@@ -54,7 +39,11 @@ impl TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let postgres = match db {
             Db::Sqlite => None,
-            Db::Postgres => Some(throwaway_postgres().await),
+            Db::Postgres => {
+                let name = create_postgres_database("sluice_e2e").await;
+                let url = with_database(&postgres_admin_url(), &name);
+                Some((name, url))
+            }
         };
         let overrides = Overrides {
             listen: Some("127.0.0.1:0".into()),
@@ -98,10 +87,8 @@ impl TestServer {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        if let Some((admin, url)) = self.postgres.take() {
-            let name = url.rsplit_once('/').unwrap().1.to_string();
-            let mut conn = AnyConnection::connect(&admin).await.unwrap();
-            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.unwrap();
+        if let Some((name, _)) = self.postgres.take() {
+            drop_postgres_database(&name).await;
         }
     }
 }

@@ -1,23 +1,14 @@
 //! Throwaway databases for the storage suite.
 
+use sluice_store::testing::{
+    create_postgres_database, drop_postgres_database, postgres_admin_url, with_database,
+};
 use sluice_store::{Backend, Store};
-use sqlx::AnyConnection;
-use sqlx::{Connection, Executor};
 
 pub struct TestDb {
     pub store: Store,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
-}
-
-fn admin_url() -> String {
-    std::env::var("SLUICE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("postgres url has a database path");
-    format!("{base}/{database}")
 }
 
 impl TestDb {
@@ -30,14 +21,8 @@ impl TestDb {
     }
 
     pub async fn postgres() -> TestDb {
-        sqlx::any::install_default_drivers();
-        let admin = admin_url();
-        let name = format!("sluice_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = AnyConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} must be reachable: {e}"));
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-        conn.close().await.unwrap();
+        let admin = postgres_admin_url();
+        let name = create_postgres_database("sluice_test").await;
         let store = Store::open(&with_database(&admin, &name)).await.expect("open postgres");
         assert_eq!(store.backend(), Backend::Postgres);
         TestDb { store, _dir: None, postgres: Some((admin, name)) }
@@ -56,9 +41,8 @@ impl TestDb {
 
     pub async fn finish(self) {
         self.store.close().await;
-        if let Some((admin, name)) = self.postgres {
-            let mut conn = AnyConnection::connect(&admin).await.unwrap();
-            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.unwrap();
+        if let Some((_, name)) = self.postgres {
+            drop_postgres_database(&name).await;
         }
     }
 }
