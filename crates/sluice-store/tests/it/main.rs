@@ -40,4 +40,7 @@ on_both_backends!(
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,
+    jobs_claim_acknowledge_finish,
+    expired_leases_requeue_or_time_out,
+    concurrent_claims_hand_out_each_job_once,
 );

@@ -205,3 +205,133 @@ pub async fn reopening_applies_no_migration_twice(db: &TestDb) {
     assert_eq!(again.list_action_types(None).await.unwrap().len(), 1);
     again.close().await;
 }
+
+fn new_job<'a>(id: &'a str, queue: &'a str, tenant: &'a str, at: i64) -> sluice_store::jobs::NewJob<'a> {
+    sluice_store::jobs::NewJob {
+        id,
+        queue_key: queue,
+        tenant,
+        data: "{\"k\":1}",
+        execution_id: Some("exec-1"),
+        step_id: None,
+        continuation_token: None,
+        at,
+    }
+}
+
+async fn enqueue(db: &TestDb, jobs: &[sluice_store::jobs::NewJob<'_>]) {
+    let mut tx = db.store.begin().await.unwrap();
+    for job in jobs {
+        sluice_store::jobs::insert(&mut tx, job).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+pub async fn jobs_claim_acknowledge_finish(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::AckOutcome;
+    enqueue(
+        db,
+        &[
+            new_job("j3", "Build/Custom/Make/1", "acct", 30),
+            new_job("j1", "Build/Custom/Make/1", "acct", 10),
+            new_job("j2", "Build/Custom/Make/1", "acct", 20),
+            new_job("other-queue", "Test/Custom/Lint/1", "acct", 5),
+            new_job("other-tenant", "Build/Custom/Make/1", "acct2", 5),
+        ],
+    )
+    .await;
+    let first = db.store.claim_jobs("Build/Custom/Make/1", "acct", 2, 1_000, 100).await.unwrap();
+    let ids: Vec<_> = first.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["j1", "j2"], "oldest first, only this queue and tenant");
+    assert!(first.iter().all(|j| j.status == JobStatus::Dispatched && j.attempt == 1));
+    assert!(first.iter().all(|j| j.lease_until == Some(1_000) && j.data == "{\"k\":1}"));
+    let nonce = first[0].nonce.clone().unwrap();
+    assert!(nonce.len() >= 16 && first[1].nonce.as_deref() != Some(nonce.as_str()));
+
+    let second = db.store.claim_jobs("Build/Custom/Make/1", "acct", 10, 1_000, 100).await.unwrap();
+    assert_eq!(second.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["j3"]);
+    assert!(db.store.claim_jobs("Build/Custom/Make/1", "acct", 10, 1_000, 100).await.unwrap().is_empty());
+
+    assert_eq!(db.store.acknowledge_job("j1", "wrong", 5_000, 110).await.unwrap(), AckOutcome::InvalidNonce);
+    assert_eq!(db.store.acknowledge_job("j1", &nonce, 5_000, 110).await.unwrap(), AckOutcome::Acknowledged);
+    assert_eq!(
+        db.store.acknowledge_job("j1", &nonce, 5_000, 111).await.unwrap(),
+        AckOutcome::AlreadyInProgress
+    );
+    assert_eq!(db.store.acknowledge_job("nope", &nonce, 5_000, 111).await.unwrap(), AckOutcome::NotFound);
+    let acked = db.store.job("j1").await.unwrap().unwrap();
+    assert_eq!((acked.status, acked.lease_until), (JobStatus::InProgress, Some(5_000)));
+
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(sluice_store::jobs::finish(&mut tx, "j1", JobStatus::Succeeded, None, 120).await.unwrap());
+    assert!(!sluice_store::jobs::finish(&mut tx, "j1", JobStatus::Failed, Some("x"), 121).await.unwrap());
+    assert!(!sluice_store::jobs::finish(&mut tx, "j2", JobStatus::Failed, Some("x"), 121).await.unwrap());
+    tx.commit().await.unwrap();
+    let done = db.store.job("j1").await.unwrap().unwrap();
+    assert_eq!((done.status, done.lease_until, done.updated_at), (JobStatus::Succeeded, None, 120));
+    assert_eq!(
+        db.store.acknowledge_job("j1", &nonce, 5_000, 130).await.unwrap(),
+        AckOutcome::NotDispatched(JobStatus::Succeeded)
+    );
+}
+
+pub async fn expired_leases_requeue_or_time_out(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::AckOutcome;
+    enqueue(db, &[new_job("a", "q", "t", 1), new_job("b", "q", "t", 2)]).await;
+    let claimed = db.store.claim_jobs("q", "t", 2, 1_000, 10).await.unwrap();
+    let first_nonce = claimed[0].nonce.clone().unwrap();
+    let b_nonce = claimed[1].nonce.clone().unwrap();
+    assert_eq!(db.store.acknowledge_job("b", &b_nonce, 2_000, 20).await.unwrap(), AckOutcome::Acknowledged);
+
+    assert_eq!(db.store.requeue_unacknowledged(999).await.unwrap(), 0);
+    assert_eq!(db.store.requeue_unacknowledged(1_001).await.unwrap(), 1, "only the unacknowledged job");
+    let requeued = db.store.job("a").await.unwrap().unwrap();
+    assert_eq!((requeued.status, requeued.nonce, requeued.lease_until), (JobStatus::Queued, None, None));
+    assert_eq!(
+        db.store.acknowledge_job("a", &first_nonce, 3_000, 1_002).await.unwrap(),
+        AckOutcome::NotDispatched(JobStatus::Queued)
+    );
+
+    let again = db.store.claim_jobs("q", "t", 5, 4_000, 1_003).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    assert_ne!(again[0].nonce.as_deref(), Some(first_nonce.as_str()), "a new nonce per dispatch");
+
+    assert!(db.store.time_out_expired(1_999).await.unwrap().is_empty());
+    let timed_out = db.store.time_out_expired(2_001).await.unwrap();
+    assert_eq!(timed_out.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(timed_out[0].status, JobStatus::TimedOut);
+    assert_eq!(db.store.job("a").await.unwrap().unwrap().status, JobStatus::Dispatched);
+}
+
+/// Two stores on one database (as two server processes) and four pollers each claim batches
+/// concurrently: every job is handed out exactly once.
+pub async fn concurrent_claims_hand_out_each_job_once(db: &TestDb) {
+    let ids: Vec<String> = (0..300).map(|i| format!("job-{i:04}")).collect();
+    let jobs: Vec<_> = ids.iter().enumerate().map(|(i, id)| new_job(id, "q", "t", i as i64)).collect();
+    enqueue(db, &jobs).await;
+    let second = db.reopen().await;
+    let mut pollers = Vec::new();
+    for poller in 0..8 {
+        let store = if poller % 2 == 0 { db.store.clone() } else { second.clone() };
+        pollers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_jobs("q", "t", 7, 10_000, 1).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|j| j.id));
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    for poller in pollers {
+        claimed.extend(poller.await.unwrap());
+    }
+    claimed.sort();
+    assert_eq!(claimed, ids, "each job exactly once");
+    second.close().await;
+}

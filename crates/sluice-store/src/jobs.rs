@@ -1,0 +1,230 @@
+//! The job queue: jobs wait `Queued` under a queue key, a poll claims a batch (`Dispatched`,
+//! fresh nonce, lease), the worker acknowledges with the nonce (`InProgress`, new lease) and
+//! finishes (`Succeeded` / `Failed`). Expired leases go back to the queue (dispatched, never
+//! acknowledged) or time out (in progress). A claim is one statement; on PostgreSQL it skips rows
+//! other claimers hold (`FOR UPDATE SKIP LOCKED`), so any number of servers can poll one database
+//! and no job is handed to two workers.
+
+use sluice_core::job::JobStatus;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Backend, Error, Result, Store, Tx};
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub queue_key: &'a str,
+    pub tenant: &'a str,
+    pub data: &'a str,
+    pub execution_id: Option<&'a str>,
+    pub step_id: Option<&'a str>,
+    pub continuation_token: Option<&'a str>,
+    pub at: i64,
+}
+
+/// A stored job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    pub queue_key: String,
+    pub tenant: String,
+    pub status: JobStatus,
+    pub nonce: Option<String>,
+    pub lease_until: Option<i64>,
+    pub attempt: i64,
+    pub continuation_token: Option<String>,
+    pub data: String,
+    pub execution_id: Option<String>,
+    pub step_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What an acknowledgement found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// Dispatched with this nonce; now in progress.
+    Acknowledged,
+    /// Already acknowledged with this nonce (acknowledging again changes nothing).
+    AlreadyInProgress,
+    InvalidNonce,
+    NotFound,
+    /// In a status that cannot be acknowledged.
+    NotDispatched(JobStatus),
+}
+
+const COLUMNS: &str = "id, queue_key, tenant, status, nonce, lease_until, attempt, continuation_token, \
+                       data, execution_id, step_id, error, created_at, updated_at";
+
+fn decode(row: &AnyRow) -> Result<JobRow> {
+    let status: String = row.try_get(3)?;
+    Ok(JobRow {
+        id: row.try_get(0)?,
+        queue_key: row.try_get(1)?,
+        tenant: row.try_get(2)?,
+        status: status.parse().map_err(Error::Corrupt)?,
+        nonce: row.try_get(4)?,
+        lease_until: row.try_get(5)?,
+        attempt: row.try_get(6)?,
+        continuation_token: row.try_get(7)?,
+        data: row.try_get(8)?,
+        execution_id: row.try_get(9)?,
+        step_id: row.try_get(10)?,
+        error: row.try_get(11)?,
+        created_at: row.try_get(12)?,
+        updated_at: row.try_get(13)?,
+    })
+}
+
+/// Enqueues a job inside `tx` (status `Queued`).
+pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (id, queue_key, tenant, status, attempt, continuation_token, data,
+                           execution_id, step_id, created_at, updated_at)
+         VALUES ($1, $2, $3, 'Queued', 0, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(job.id)
+    .bind(job.queue_key)
+    .bind(job.tenant)
+    .bind(job.continuation_token)
+    .bind(job.data)
+    .bind(job.execution_id)
+    .bind(job.step_id)
+    .bind(job.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves an in-progress job to a final status inside `tx`; false if it was not in progress.
+pub async fn finish(
+    tx: &mut Tx<'_>,
+    id: &str,
+    status: JobStatus,
+    error: Option<&str>,
+    at: i64,
+) -> Result<bool> {
+    debug_assert!(status.is_final());
+    let done = sqlx::query(
+        "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
+         WHERE id = $1 AND status = 'InProgress'",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Store {
+    fn random_nonce_sql(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "lower(hex(randomblob(16)))",
+            Backend::Postgres => "md5(random()::text || clock_timestamp()::text || id)",
+        }
+    }
+
+    /// Claims up to `max` queued jobs of a queue, oldest first: each becomes `Dispatched` with a
+    /// fresh nonce, `attempt + 1` and a lease until `lease_until`.
+    pub async fn claim_jobs(
+        &self,
+        queue_key: &str,
+        tenant: &str,
+        max: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<JobRow>> {
+        let skip_locked = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $4,
+                 attempt = attempt + 1, updated_at = $5
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
+                          ORDER BY created_at, id LIMIT $3 {skip_locked})
+               AND status = 'Queued'
+             RETURNING {COLUMNS}",
+            nonce = self.random_nonce_sql()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(queue_key)
+            .bind(tenant)
+            .bind(max)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_all(self.pool())
+            .await?;
+        let mut jobs = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(jobs)
+    }
+
+    /// Acknowledges a dispatched job with its nonce; it stays leased until `lease_until`.
+    pub async fn acknowledge_job(
+        &self,
+        id: &str,
+        nonce: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<AckOutcome> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'InProgress', lease_until = $3, updated_at = $4
+             WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
+        )
+        .bind(id)
+        .bind(nonce)
+        .bind(lease_until)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(AckOutcome::Acknowledged);
+        }
+        let Some(job) = self.job(id).await? else {
+            return Ok(AckOutcome::NotFound);
+        };
+        Ok(match (job.status, job.nonce.as_deref() == Some(nonce)) {
+            (JobStatus::InProgress, true) => AckOutcome::AlreadyInProgress,
+            (JobStatus::Dispatched | JobStatus::InProgress, false) => AckOutcome::InvalidNonce,
+            (status, _) => AckOutcome::NotDispatched(status),
+        })
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// Dispatched jobs whose lease ran out go back to the queue without a nonce (the next poll
+    /// issues a new one). Returns how many.
+    pub async fn requeue_unacknowledged(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL, updated_at = $1
+             WHERE status = 'Dispatched' AND lease_until < $1",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// In-progress jobs whose lease ran out become `TimedOut`; returns them.
+    pub async fn time_out_expired(&self, now: i64) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "UPDATE jobs SET status = 'TimedOut', lease_until = NULL, updated_at = $1,
+                 error = 'The job was not finished before its timeout'
+             WHERE status = 'InProgress' AND lease_until < $1
+             RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
+        rows.iter().map(decode).collect()
+    }
+}
