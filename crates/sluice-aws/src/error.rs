@@ -58,6 +58,9 @@ impl From<EngineError> for AwsError {
             EngineError::TooManyTags(_) => ("TooManyTagsException", 400),
             EngineError::InvalidNextToken(_) => ("InvalidNextTokenException", 400),
             EngineError::AccessDenied(_) => ("AccessDeniedException", 400),
+            EngineError::NoSuchKey(_)
+            | EngineError::InvalidBucketName(_)
+            | EngineError::EntityTooLarge(_) => ("ValidationException", 400),
             EngineError::Internal(_) | EngineError::Store(_) => {
                 tracing::error!(error = ?err, "internal failure");
                 return AwsError::internal();

@@ -8,6 +8,7 @@ pub mod codepipeline;
 pub mod error;
 pub mod json_rpc;
 pub mod model;
+pub mod s3;
 pub mod sigv4;
 
 pub use error::AwsError;

@@ -7,6 +7,7 @@
 //! [`tags`].
 
 pub mod action_types;
+pub mod artifacts;
 pub mod keys;
 pub mod pipelines;
 pub mod secrets;
@@ -48,6 +49,12 @@ pub enum Error {
     InvalidNextToken(String),
     #[error("{0}")]
     AccessDenied(String),
+    #[error("{0}")]
+    NoSuchKey(String),
+    #[error("{0}")]
+    InvalidBucketName(String),
+    #[error("{0}")]
+    EntityTooLarge(String),
     /// Stored data or a key could not be decrypted or decoded.
     #[error("internal error")]
     Internal(String),
@@ -72,11 +79,23 @@ pub struct Engine {
     secrets: SecretBox,
     account: AccountContext,
     key_cache: std::sync::Arc<keys::KeyCache>,
+    artifacts_dir: std::path::PathBuf,
 }
 
 impl Engine {
-    pub fn new(store: Store, clock: SharedClock, secrets: SecretBox, account: AccountContext) -> Self {
-        Engine { store, clock, secrets, account, key_cache: Default::default() }
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        secrets: SecretBox,
+        account: AccountContext,
+        artifacts_dir: std::path::PathBuf,
+    ) -> Self {
+        Engine { store, clock, secrets, account, key_cache: Default::default(), artifacts_dir }
+    }
+
+    /// Where artifact object bytes are kept.
+    pub fn artifacts_dir(&self) -> &std::path::Path {
+        &self.artifacts_dir
     }
 
     pub fn store(&self) -> &Store {

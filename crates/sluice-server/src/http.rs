@@ -104,7 +104,40 @@ fn add_host_header(parts: &mut axum::http::request::Parts) {
     }
 }
 
+fn s3_response(response: sluice_aws::s3::S3Response) -> Response {
+    use sluice_aws::s3::S3Body;
+    let body = match response.body {
+        S3Body::Empty => Body::empty(),
+        S3Body::Bytes(bytes) => Body::from(bytes),
+        S3Body::File { file, len } => {
+            Body::from_stream(tokio_util::io::ReaderStream::new(tokio::io::AsyncReadExt::take(file, len)))
+        }
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.headers_mut().insert(name, value);
+        }
+    }
+    out
+}
+
+async fn s3(app: &App, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    add_host_header(&mut parts);
+    let (response, operation) = sluice_aws::s3::handle(app.engine(), &parts, body).await;
+    labelled(s3_response(response), operation)
+}
+
+/// Everything not routed by path: the S3 endpoint (requests signed for `s3`), the AWS JSON
+/// facades (`POST` with `X-Amz-Target`), else 404.
 async fn aws_json(State(app): State<App>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if sluice_aws::s3::is_s3_request(&parts) {
+        return s3(&app, Request::from_parts(parts, body)).await;
+    }
+    let request = Request::from_parts(parts, body);
     let is_aws =
         request.method() == axum::http::Method::POST && request.headers().contains_key("x-amz-target");
     if !is_aws {

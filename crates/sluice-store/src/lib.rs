@@ -9,6 +9,7 @@ pub mod action_types;
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod objects;
 pub mod pipelines;
 pub mod sqlite_reader;
 pub mod tags;

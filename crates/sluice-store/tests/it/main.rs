@@ -43,4 +43,5 @@ on_both_backends!(
     jobs_claim_acknowledge_finish,
     expired_leases_requeue_or_time_out,
     concurrent_claims_hand_out_each_job_once,
+    objects_put_replace_list_delete,
 );

@@ -335,3 +335,38 @@ pub async fn concurrent_claims_hand_out_each_job_once(db: &TestDb) {
     assert_eq!(claimed, ids, "each job exactly once");
     second.close().await;
 }
+
+fn object(key: &str, file: &str, at: i64) -> sluice_store::objects::ObjectRow {
+    sluice_store::objects::ObjectRow {
+        bucket: "bkt".into(),
+        key: key.into(),
+        file: file.into(),
+        size: 3,
+        etag: format!("etag-{file}"),
+        content_type: "text/plain".into(),
+        last_modified: at,
+    }
+}
+
+pub async fn objects_put_replace_list_delete(db: &TestDb) {
+    assert_eq!(db.store.put_object(&object("dir/a.txt", "f1", 1)).await.unwrap(), None);
+    assert_eq!(db.store.put_object(&object("dir/a.txt", "f2", 2)).await.unwrap(), Some("f1".into()));
+    assert_eq!(db.store.object("bkt", "dir/a.txt").await.unwrap(), Some(object("dir/a.txt", "f2", 2)));
+    assert_eq!(db.store.object("other", "dir/a.txt").await.unwrap(), None);
+
+    for (i, key) in ["dir/b", "dir/B", "dir/é", "dir/a b", "dirx", "dir/sub/c"].iter().enumerate() {
+        db.store.put_object(&object(key, &format!("g{i}"), 3)).await.unwrap();
+    }
+    let keys =
+        |rows: Vec<sluice_store::objects::ObjectRow>| rows.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    let all = keys(db.store.list_objects("bkt", "dir/", "", 100).await.unwrap());
+    assert_eq!(all, ["dir/B", "dir/a b", "dir/a.txt", "dir/b", "dir/sub/c", "dir/é"], "bytewise order");
+    let page = keys(db.store.list_objects("bkt", "dir/", "dir/a.txt", 2).await.unwrap());
+    assert_eq!(page, ["dir/b", "dir/sub/c"]);
+    assert_eq!(keys(db.store.list_objects("bkt", "", "", 100).await.unwrap()).len(), 7);
+    assert!(db.store.list_objects("empty", "", "", 100).await.unwrap().is_empty());
+
+    assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap().map(|o| o.file), Some("g0".into()));
+    assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap(), None);
+    assert_eq!(db.store.object("bkt", "dir/b").await.unwrap(), None);
+}
