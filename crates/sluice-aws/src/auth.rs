@@ -2,7 +2,9 @@
 //! request failed in protocol-neutral terms; each facade maps that to its own error shape
 //! ([`authenticate`] for AWS JSON, the S3 facade for S3's XML).
 
+use sluice_engine::keys::KeyForVerification;
 use sluice_engine::{Engine, Principal};
+use subtle::ConstantTimeEq;
 
 use crate::error::AwsError;
 use crate::sigv4::{self, RequestParts, SigError};
@@ -36,13 +38,26 @@ pub async fn verify(
         .await
         .map_err(AuthFailure::Engine)?
         .ok_or(AuthFailure::UnknownKey)?;
-    if auth.security_token.is_some() {
-        // No temporary credentials are issued for these keys, so a session token cannot be theirs.
-        return Err(AuthFailure::UnknownKey);
-    }
+    check_session_token(&key, auth.security_token.as_deref())?;
     sigv4::verify(request, &auth, &key.secret_access_key, engine.now_millis())
         .map_err(AuthFailure::Signature)?;
     Ok(key.principal)
+}
+
+/// Temporary credentials must carry their session token; long-term keys must carry none.
+fn check_session_token(key: &KeyForVerification, token: Option<&str>) -> Result<(), AuthFailure> {
+    match (&key.session_token_hash, token) {
+        (None, None) => Ok(()),
+        (Some(expected), Some(token)) => {
+            let actual = sigv4::sha256_hex(token.as_bytes());
+            if bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
+                Ok(())
+            } else {
+                Err(AuthFailure::UnknownKey)
+            }
+        }
+        _ => Err(AuthFailure::UnknownKey),
+    }
 }
 
 fn json_error(failure: AuthFailure) -> AwsError {

@@ -92,6 +92,13 @@ impl AwsJsonService {
             payload_sha256: &sha256_hex(request.body),
         };
         let principal = crate::auth::authenticate(&self.engine, &parts, signing_name).await?;
+        if principal.scope.is_some() {
+            return Err(AwsError::new(
+                400,
+                "AccessDeniedException",
+                "Temporary job credentials may only read and write their job's artifacts",
+            ));
+        }
         if !model.has_operation(operation) {
             return Err(AwsError::unknown_operation(format!("Operation {operation} does not exist")));
         }

@@ -310,7 +310,8 @@ where
         headers: &parts.headers,
         payload_sha256: &declared,
     };
-    auth::verify(engine, &request, "s3").await.map_err(auth_error)?;
+    let principal = auth::verify(engine, &request, "s3").await.map_err(auth_error)?;
+    authorize(&principal, &operation)?;
     match operation {
         Operation::GetObject { bucket, key } => get_object(engine, parts, &bucket, &key).await,
         Operation::HeadObject { bucket, key } => {
@@ -329,6 +330,24 @@ where
             Ok(S3Response { status: 204, headers: Vec::new(), body: S3Body::Empty })
         }
         Operation::ListObjectsV2 { bucket } => list_objects_v2(engine, parts, &bucket).await,
+    }
+}
+
+/// Long-term keys may do everything here; a job's temporary credentials may read their input
+/// objects and write their output objects, nothing else.
+fn authorize(principal: &sluice_engine::Principal, operation: &Operation) -> Result<(), S3Error> {
+    let Some(scope) = &principal.scope else { return Ok(()) };
+    let allowed = match operation {
+        Operation::GetObject { bucket, key } | Operation::HeadObject { bucket, key } => {
+            scope.may_read(bucket, key)
+        }
+        Operation::PutObject { bucket, key } => scope.may_write(bucket, key),
+        Operation::DeleteObject { .. } | Operation::ListObjectsV2 { .. } => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(s3_error(403, "AccessDenied", "Access Denied: these job credentials do not cover this request"))
     }
 }
 

@@ -27,6 +27,88 @@ pub struct KeyForVerification {
     pub secret_access_key: String,
     /// When the key itself stops being valid, if ever.
     pub expires_at: Option<i64>,
+    /// SHA-256 (hex) of the session token the request must carry (temporary credentials).
+    pub session_token_hash: Option<String>,
+}
+
+/// One artifact object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+}
+
+/// The objects a job's temporary credentials may read and write; nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobScope {
+    pub read: Vec<ObjectRef>,
+    pub write: Vec<ObjectRef>,
+}
+
+impl JobScope {
+    fn contains(list: &[ObjectRef], bucket: &str, key: &str) -> bool {
+        list.iter().any(|o| o.bucket == bucket && o.key == key)
+    }
+
+    pub fn may_read(&self, bucket: &str, key: &str) -> bool {
+        Self::contains(&self.read, bucket, key)
+    }
+
+    pub fn may_write(&self, bucket: &str, key: &str) -> bool {
+        Self::contains(&self.write, bucket, key)
+    }
+
+    fn to_json(&self) -> String {
+        let list = |objects: &[ObjectRef]| {
+            objects.iter().map(|o| serde_json::json!([o.bucket, o.key])).collect::<Vec<_>>()
+        };
+        serde_json::json!({"read": list(&self.read), "write": list(&self.write)}).to_string()
+    }
+
+    fn from_json(text: &str) -> Option<JobScope> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let list = |name: &str| -> Option<Vec<ObjectRef>> {
+            value
+                .get(name)?
+                .as_array()?
+                .iter()
+                .map(|pair| {
+                    Some(ObjectRef {
+                        bucket: pair.get(0)?.as_str()?.to_string(),
+                        key: pair.get(1)?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        };
+        Some(JobScope { read: list("read")?, write: list("write")? })
+    }
+}
+
+/// Temporary credentials handed to a job's worker.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TemporaryCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for TemporaryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporaryCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn random_text(len: usize) -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// How long a key looked up from the store is trusted without asking again. Keys cannot be
@@ -108,7 +190,49 @@ impl Engine {
         Ok(credentials)
     }
 
-    /// The principal and plain secret of a key, if it exists and has not expired.
+    /// Mints temporary credentials for a job's worker: they may read `scope.read` and write
+    /// `scope.write` on the artifact endpoint, nothing else, until `expires_at` or until
+    /// [`Engine::revoke_job_credentials`].
+    pub async fn mint_job_credentials(
+        &self,
+        job_id: &str,
+        scope: &JobScope,
+        expires_at: i64,
+    ) -> Result<TemporaryCredentials> {
+        let id: String = random_text(16).to_ascii_uppercase();
+        let credentials = TemporaryCredentials {
+            access_key_id: format!("ASIA{id}"),
+            secret_access_key: random_text(40),
+            session_token: random_text(96),
+            expires_at,
+        };
+        let row = AccessKeyRow {
+            access_key_id: credentials.access_key_id.clone(),
+            secret_enc: self.secrets.seal(credentials.secret_access_key.as_bytes()),
+            principal_arn: format!(
+                "arn:aws:sts::{}:assumed-role/sluice-job/{job_id}",
+                self.account.account_id
+            ),
+            name: job_id.to_string(),
+            kind: KeyKind::Job,
+            expires_at: Some(expires_at),
+            created_at: self.now_millis(),
+            session_token_hash: Some(sha256_hex(&credentials.session_token)),
+            job_id: Some(job_id.to_string()),
+            scope: Some(scope.to_json()),
+        };
+        self.store.insert_access_key(&row).await?;
+        Ok(credentials)
+    }
+
+    /// Ends a job's temporary credentials now.
+    pub async fn revoke_job_credentials(&self, job_id: &str) -> Result<()> {
+        self.store.expire_job_keys(job_id, self.now_millis()).await?;
+        Ok(())
+    }
+
+    /// The principal and plain secret of a key, if it exists and has not expired. Job keys are
+    /// read from the store every time, so revoking them takes effect at once.
     pub async fn key_for_verification(&self, access_key_id: &str) -> Result<Option<KeyForVerification>> {
         let now = self.now_millis();
         if let Some(key) = self.key_cache.get(access_key_id, now) {
@@ -125,12 +249,25 @@ impl Engine {
             .open(&row.secret_enc)
             .and_then(|plain| String::from_utf8(plain).ok())
             .ok_or_else(|| Error::Internal(format!("key {access_key_id} cannot be decrypted")))?;
+        let scope = match (row.kind, row.scope.as_deref()) {
+            (KeyKind::Job, Some(text)) => Some(std::sync::Arc::new(
+                JobScope::from_json(text)
+                    .ok_or_else(|| Error::Internal(format!("scope of key {access_key_id}")))?,
+            )),
+            (KeyKind::Job, None) => {
+                return Err(Error::Internal(format!("job key {access_key_id} has no scope")))
+            }
+            _ => None,
+        };
         let key = KeyForVerification {
-            principal: Principal { arn: row.principal_arn, is_root: row.kind == KeyKind::Root },
+            principal: Principal { arn: row.principal_arn, is_root: row.kind == KeyKind::Root, scope },
             secret_access_key: secret,
             expires_at: row.expires_at,
+            session_token_hash: row.session_token_hash,
         };
-        self.key_cache.put(access_key_id, key.clone(), now);
+        if row.kind != KeyKind::Job {
+            self.key_cache.put(access_key_id, key.clone(), now);
+        }
         Ok(Some(key))
     }
 
@@ -143,6 +280,9 @@ impl Engine {
             kind,
             expires_at: None,
             created_at: self.now_millis(),
+            session_token_hash: None,
+            job_id: None,
+            scope: None,
         }
     }
 }
@@ -161,6 +301,19 @@ mod tests {
         assert!(a.access_key_id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
         assert_eq!(a.secret_access_key.len(), 40);
         assert!(!format!("{a:?}").contains(&a.secret_access_key));
+    }
+
+    #[test]
+    fn job_scopes_round_trip_and_match_exactly() {
+        let object = |bucket: &str, key: &str| ObjectRef { bucket: bucket.into(), key: key.into() };
+        let scope =
+            JobScope { read: vec![object("b", "in/a.zip")], write: vec![object("b", "out/\"x\".zip")] };
+        assert_eq!(JobScope::from_json(&scope.to_json()), Some(scope.clone()));
+        assert!(scope.may_read("b", "in/a.zip"));
+        assert!(!scope.may_read("b", "in/a.zip2") && !scope.may_read("c", "in/a.zip"));
+        assert!(!scope.may_write("b", "in/a.zip"));
+        assert!(scope.may_write("b", "out/\"x\".zip"));
+        assert_eq!(JobScope::from_json("{\"read\":[1]}"), None);
     }
 
     #[test]

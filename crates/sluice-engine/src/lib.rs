@@ -69,6 +69,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Principal {
     pub arn: String,
     pub is_root: bool,
+    /// Set for a job's temporary artifact credentials: the only objects they may touch.
+    pub scope: Option<std::sync::Arc<keys::JobScope>>,
 }
 
 /// Shared engine state; cheap to clone.

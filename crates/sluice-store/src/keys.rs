@@ -10,6 +10,8 @@ use crate::{Result, Store};
 pub enum KeyKind {
     Root,
     User,
+    /// Temporary artifact credentials of one job.
+    Job,
 }
 
 impl KeyKind {
@@ -17,6 +19,7 @@ impl KeyKind {
         match self {
             KeyKind::Root => "root",
             KeyKind::User => "user",
+            KeyKind::Job => "job",
         }
     }
 
@@ -24,6 +27,7 @@ impl KeyKind {
         match s {
             "root" => Ok(KeyKind::Root),
             "user" => Ok(KeyKind::User),
+            "job" => Ok(KeyKind::Job),
             other => Err(crate::Error::Corrupt(format!("key kind {other:?}"))),
         }
     }
@@ -39,14 +43,20 @@ pub struct AccessKeyRow {
     pub kind: KeyKind,
     pub expires_at: Option<i64>,
     pub created_at: i64,
+    /// SHA-256 (hex) of the session token temporary credentials must present.
+    pub session_token_hash: Option<String>,
+    pub job_id: Option<String>,
+    /// What a job key may touch, as the engine wrote it.
+    pub scope: Option<String>,
 }
 
 impl Store {
     /// Inserts a key; `Error::Conflict` if the id exists.
     pub async fn insert_access_key(&self, key: &AccessKeyRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
+                                      session_token_hash, job_id, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&key.access_key_id)
         .bind(&key.secret_enc)
@@ -55,6 +65,9 @@ impl Store {
         .bind(key.kind.as_str())
         .bind(key.expires_at)
         .bind(key.created_at)
+        .bind(&key.session_token_hash)
+        .bind(&key.job_id)
+        .bind(&key.scope)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -62,7 +75,8 @@ impl Store {
 
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
         let row = sqlx::query(
-            "SELECT access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at
+            "SELECT access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
+                    session_token_hash, job_id, scope
              FROM access_keys WHERE access_key_id = $1",
         )
         .bind(access_key_id)
@@ -77,6 +91,9 @@ impl Store {
                 kind: KeyKind::parse(&row.try_get::<String, _>(4)?)?,
                 expires_at: row.try_get(5)?,
                 created_at: row.try_get(6)?,
+                session_token_hash: row.try_get(7)?,
+                job_id: row.try_get(8)?,
+                scope: row.try_get(9)?,
             })
         })
         .transpose()
@@ -89,6 +106,19 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
+    /// Ends every live key of a job at `at`; returns how many.
+    pub async fn expire_job_keys(&self, job_id: &str, at: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE access_keys SET expires_at = $2
+             WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(job_id)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Whether any root key is stored.

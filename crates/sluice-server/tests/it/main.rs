@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server (`sluice_server::run` on port 0) driven by the AWS SDK for
 //! Rust and plain HTTP, on SQLite and on a throwaway PostgreSQL database.
 
+mod artifacts;
 mod codepipeline;
 mod fuzz;
 mod server;

@@ -23,6 +23,8 @@ pub enum Db {
 
 pub struct TestServer {
     pub endpoint: String,
+    /// The server's engine, for driving what has no wire operation yet.
+    pub engine: sluice_engine::Engine,
     pub data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -54,13 +56,14 @@ impl TestServer {
         let config = Config::load(None, overrides).unwrap();
         let root = RootCredentials { access_key_id: ROOT_ID.into(), secret_access_key: ROOT_SECRET.into() };
         let app = sluice_server::bootstrap(&config, clock, None, Some(root)).await.unwrap();
+        let engine = app.engine().clone();
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(sluice_server::run(listener, app, async move {
             let _ = stopped.await;
         }));
-        TestServer { endpoint, data_dir, stop: Some(stop), task: Some(task), postgres }
+        TestServer { endpoint, engine, data_dir, stop: Some(stop), task: Some(task), postgres }
     }
 
     /// A CodePipeline client signing with the given keys.

@@ -44,4 +44,5 @@ on_both_backends!(
     expired_leases_requeue_or_time_out,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
+    job_keys_expire_with_their_job,
 );

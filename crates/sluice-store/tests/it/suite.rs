@@ -62,6 +62,9 @@ pub async fn access_keys_round_trip_and_conflict(db: &TestDb) {
         kind: KeyKind::User,
         expires_at: None,
         created_at: 1_700_000_000_000,
+        session_token_hash: None,
+        job_id: None,
+        scope: None,
     };
     db.store.insert_access_key(&key).await.unwrap();
     assert_eq!(db.store.access_key("AKIAEXAMPLE0001").await.unwrap(), Some(key.clone()));
@@ -369,4 +372,26 @@ pub async fn objects_put_replace_list_delete(db: &TestDb) {
     assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap().map(|o| o.file), Some("g0".into()));
     assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap(), None);
     assert_eq!(db.store.object("bkt", "dir/b").await.unwrap(), None);
+}
+
+pub async fn job_keys_expire_with_their_job(db: &TestDb) {
+    let key = |id: &str, job: &str| AccessKeyRow {
+        access_key_id: id.into(),
+        secret_enc: vec![1],
+        principal_arn: format!("arn:aws:sts::123456789012:assumed-role/sluice-job/{job}"),
+        name: job.into(),
+        kind: KeyKind::Job,
+        expires_at: Some(10_000),
+        created_at: 1,
+        session_token_hash: Some("ab".repeat(32)),
+        job_id: Some(job.into()),
+        scope: Some("{\"read\":[],\"write\":[]}".into()),
+    };
+    db.store.insert_access_key(&key("ASIA1", "job-a")).await.unwrap();
+    db.store.insert_access_key(&key("ASIA2", "job-b")).await.unwrap();
+    assert_eq!(db.store.access_key("ASIA1").await.unwrap(), Some(key("ASIA1", "job-a")));
+    assert_eq!(db.store.expire_job_keys("job-a", 500).await.unwrap(), 1);
+    assert_eq!(db.store.expire_job_keys("job-a", 600).await.unwrap(), 0, "already ended");
+    assert_eq!(db.store.access_key("ASIA1").await.unwrap().unwrap().expires_at, Some(500));
+    assert_eq!(db.store.access_key("ASIA2").await.unwrap().unwrap().expires_at, Some(10_000));
 }
