@@ -224,3 +224,50 @@ def test_generated_root_credentials(tmp_path):
     finally:
         assert again.stop(timeout=10) == 0
     assert secret_key not in again.stdout() + again.stderr()
+
+
+def test_register_third_party_action_type(endpoint, cp, server):
+    provider = unique("Vendor")[:35]
+    done = run_sluice(
+        endpoint, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY,
+        "action-types", "register-third-party", "--category", "Deploy", "--provider", provider,
+        "--version", "1", "--input-artifacts", "1..2",
+    )
+    assert done.returncode == 0, done.stderr
+    registered = json.loads(done.stdout)
+    assert re.fullmatch(r"[0-9a-f-]{36}", registered["clientId"])
+    assert len(registered["clientToken"]) >= 32
+
+    found = cp.get_action_type(category="Deploy", owner="ThirdParty", provider=provider, version="1")
+    declaration = found["actionType"]
+    assert declaration["id"]["owner"] == "ThirdParty"
+    assert declaration["inputArtifactDetails"] == {"minimumCount": 1, "maximumCount": 2}
+    assert declaration["outputArtifactDetails"] == {"minimumCount": 0, "maximumCount": 5}
+    listed = cp.list_action_types(actionOwnerFilter="ThirdParty")["actionTypes"]
+    assert provider in [t["id"]["provider"] for t in listed]
+    # The client token is a secret: never shown by any call, never stored in the clear.
+    assert registered["clientToken"] not in json.dumps(found, default=str) + json.dumps(listed, default=str)
+    assert registered["clientToken"].encode() not in stored_bytes(server.data_dir)
+
+    again = run_sluice(
+        endpoint, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY,
+        "action-types", "register-third-party", "--category", "Deploy", "--provider", provider, "--version", "1",
+    )
+    assert again.returncode != 0 and "ActionTypeAlreadyExistsException" in again.stderr
+
+    bad = run_sluice(
+        endpoint, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY,
+        "action-types", "register-third-party", "--category", "Painting", "--provider", provider, "--version", "2",
+    )
+    assert bad.returncode != 0 and "ValidationException" in bad.stderr
+
+
+def test_only_root_registers_third_party_types(endpoint):
+    created = json.loads(
+        run_sluice(endpoint, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, "keys", "create", "--name", unique("op")).stdout
+    )
+    refused = run_sluice(
+        endpoint, created["accessKeyId"], created["secretAccessKey"],
+        "action-types", "register-third-party", "--category", "Build", "--provider", unique("P")[:35], "--version", "1",
+    )
+    assert refused.returncode != 0 and "AccessDeniedException" in refused.stderr

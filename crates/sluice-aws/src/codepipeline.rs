@@ -161,14 +161,10 @@ fn type_id(
     Ok(ActionTypeId { category: category.parse().map_err(AwsError::validation)?, owner, provider, version })
 }
 
-async fn create_custom_action_type(
-    engine: &Engine,
-    principal: &Principal,
-    input: CreateCustomActionTypeInput,
-) -> Result<String, AwsError> {
+fn action_type_from(input: CreateCustomActionTypeInput, owner: Owner) -> Result<ActionType, AwsError> {
     let settings = input.settings.unwrap_or_default();
-    let action_type = ActionType {
-        id: type_id(&input.category, Owner::Custom, input.provider, input.version)?,
+    Ok(ActionType {
+        id: type_id(&input.category, owner, input.provider, input.version)?,
         settings: ActionTypeSettings {
             third_party_configuration_url: settings.third_party_configuration_url,
             entity_url_template: settings.entity_url_template,
@@ -183,8 +179,23 @@ async fn create_custom_action_type(
             .collect::<Result<_, _>>()?,
         input: bounds(input.input_artifact_details),
         output: bounds(input.output_artifact_details),
-    };
-    let tags = tag_pairs(input.tags);
+    })
+}
+
+/// A third-party action type declared in CreateCustomActionType's shape (the admin API's
+/// `register-third-party` body), checked against the model like the AWS operation.
+pub fn third_party_declaration(model: &Model, body: Value) -> Result<ActionType, AwsError> {
+    model.check_input("CreateCustomActionType", &body)?;
+    action_type_from(parse(body)?, Owner::ThirdParty)
+}
+
+async fn create_custom_action_type(
+    engine: &Engine,
+    principal: &Principal,
+    mut input: CreateCustomActionTypeInput,
+) -> Result<String, AwsError> {
+    let tags = tag_pairs(input.tags.take());
+    let action_type = action_type_from(input, Owner::Custom)?;
     let created = engine.create_custom_action_type(principal, action_type, tags.clone()).await?;
     Ok(json!({"actionType": wire_action_type(&created), "tags": wire_tags(&tags)}).to_string())
 }

@@ -52,6 +52,11 @@ impl AwsJsonService {
         &self.engine
     }
 
+    /// The CodePipeline model, for native APIs that take CodePipeline shapes.
+    pub fn codepipeline_model(&self) -> &Model {
+        &self.codepipeline
+    }
+
     /// Handles one request; returns the response and an operation label for metrics: the
     /// operation's name when the service models it, else `unknown`, so callers cannot mint
     /// label values.

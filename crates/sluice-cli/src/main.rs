@@ -32,6 +32,36 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage action types.
+    ActionTypes {
+        #[command(subcommand)]
+        command: ActionTypesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ActionTypesCommand {
+    /// Register a ThirdParty action type; prints clientId and clientToken for its job workers.
+    RegisterThirdParty {
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        version: String,
+        /// Input artifact bounds, MIN..MAX.
+        #[arg(long, default_value = "0..5", value_parser = parse_bounds)]
+        input_artifacts: (u32, u32),
+        /// Output artifact bounds, MIN..MAX.
+        #[arg(long, default_value = "0..5", value_parser = parse_bounds)]
+        output_artifacts: (u32, u32),
+    },
+}
+
+fn parse_bounds(text: &str) -> Result<(u32, u32), String> {
+    let (min, max) = text.split_once("..").ok_or_else(|| format!("{text:?} is not MIN..MAX"))?;
+    let number = |n: &str| n.trim().parse::<u32>().map_err(|_| format!("{n:?} is not a whole number"));
+    Ok((number(min)?, number(max)?))
 }
 
 #[derive(Args)]
@@ -71,6 +101,26 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Keys { command: KeysCommand::Create { name } } => {
             let output = runtime.block_on(client::Client::from_env()?.create_key(&name))?;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
+        }
+        Command::ActionTypes { command } => {
+            let ActionTypesCommand::RegisterThirdParty {
+                category,
+                provider,
+                version,
+                input_artifacts,
+                output_artifacts,
+            } = command;
+            let body = serde_json::json!({
+                "category": category,
+                "provider": provider,
+                "version": version,
+                "inputArtifactDetails": {"minimumCount": input_artifacts.0, "maximumCount": input_artifacts.1},
+                "outputArtifactDetails": {"minimumCount": output_artifacts.0, "maximumCount": output_artifacts.1},
+            });
+            let client = client::Client::from_env()?;
+            let output = runtime.block_on(client.post_admin("/admin/v1/action-types/third-party", &body))?;
             println!("{}", serde_json::to_string_pretty(&output)?);
             Ok(())
         }
@@ -142,4 +192,17 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bounds;
+
+    #[test]
+    fn artifact_bounds_parse() {
+        assert_eq!(parse_bounds("0..5"), Ok((0, 5)));
+        assert_eq!(parse_bounds("1..1"), Ok((1, 1)));
+        assert!(parse_bounds("1-2").is_err());
+        assert!(parse_bounds("a..2").is_err());
+    }
 }

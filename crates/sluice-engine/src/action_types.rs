@@ -1,9 +1,23 @@
 //! Action types: the built-in AWS ones and those users declare (custom now, third-party later).
 
 use sluice_core::action_type::{builtin_action_types, ActionType, ActionTypeId, Owner};
+use sluice_store::action_types::ThirdPartyClient;
 use sluice_store::events::NewEvent;
 
 use crate::{tags, Engine, Error, Principal, Result};
+
+/// What a third-party action type's job workers authenticate with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ThirdPartyCredentials {
+    pub client_id: String,
+    pub client_token: String,
+}
+
+impl std::fmt::Debug for ThirdPartyCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThirdPartyCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
 
 fn event<'a>(actor: &'a Principal, kind: &'a str, subject: &'a str, at: i64) -> NewEvent<'a> {
     NewEvent { execution_id: None, job_id: None, actor: &actor.arn, kind, subject, detail: "{}", at }
@@ -37,6 +51,41 @@ impl Engine {
             self.store.tag_resource(&arn, &tag_list, tags::MAX_TAGS).await?;
         }
         Ok(action_type)
+    }
+
+    /// Registers a third-party action type and returns it with the client credentials its job
+    /// workers present (PollForThirdPartyJobs and the other third-party job calls). Root only.
+    pub async fn register_third_party_action_type(
+        &self,
+        actor: &Principal,
+        action_type: ActionType,
+    ) -> Result<(ActionType, ThirdPartyCredentials)> {
+        if !actor.is_root {
+            return Err(Error::AccessDenied("Only the root principal may register action types".into()));
+        }
+        if action_type.id.owner != Owner::ThirdParty {
+            return Err(Error::Validation("A third-party action type must have owner ThirdParty".into()));
+        }
+        action_type.check_declaration().map_err(Error::Validation)?;
+        let credentials = ThirdPartyCredentials {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            client_token: crate::keys::random_text(48),
+        };
+        let client = ThirdPartyClient {
+            client_id: credentials.client_id.clone(),
+            client_token_enc: self.secrets.seal(credentials.client_token.as_bytes()),
+        };
+        let subject = action_type.id.to_string();
+        let register = event(actor, "RegisterThirdPartyActionType", &subject, self.now_millis());
+        match self.store.insert_action_type_with_client(&action_type, Some(&client), &register).await {
+            Err(sluice_store::Error::Conflict) => {
+                return Err(Error::ActionTypeExists(format!(
+                    "Action type {subject} already exists or was deleted; register it with a version never used before"
+                )))
+            }
+            other => other?,
+        }
+        Ok((action_type, credentials))
     }
 
     /// Marks a custom action type deleted (pipelines that use it keep their declaration).

@@ -107,7 +107,8 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-fn random_text(len: usize) -> String {
+/// `len` random letters and digits.
+pub(crate) fn random_text(len: usize) -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 

@@ -11,9 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::json;
 use sluice_aws::json_rpc::encode_error;
-use sluice_aws::sigv4::{sha256_hex, RequestParts};
 use sluice_aws::{AwsError, HttpRequest, HttpResponse};
 
 use crate::bootstrap::App;
@@ -27,7 +26,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/admin/v1/keys", post(create_key))
+        .route("/admin/v1/keys", post(crate::admin::create_key))
+        .route("/admin/v1/action-types/third-party", post(crate::admin::register_third_party))
         .fallback(aws_json)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -46,7 +46,7 @@ async fn observe(State(app): State<App>, request: Request, next: Next) -> Respon
     response
 }
 
-fn labelled(mut response: Response, operation: &str) -> Response {
+pub(crate) fn labelled(mut response: Response, operation: &str) -> Response {
     response.extensions_mut().insert(Operation(operation.to_string()));
     response
 }
@@ -80,12 +80,15 @@ fn to_response(response: HttpResponse) -> Response {
     out
 }
 
-fn error_response(err: &AwsError) -> Response {
+pub(crate) fn error_response(err: &AwsError) -> Response {
     to_response(encode_error(err, &uuid::Uuid::new_v4().to_string()))
 }
 
 /// Splits a request into parts and a body read up to the limit.
-async fn read(app: &App, request: Request) -> Result<(axum::http::request::Parts, Bytes), Response> {
+pub(crate) async fn read(
+    app: &App,
+    request: Request,
+) -> Result<(axum::http::request::Parts, Bytes), Response> {
     let (mut parts, body) = request.into_parts();
     add_host_header(&mut parts);
     match axum::body::to_bytes(body, app.body_limit()).await {
@@ -157,51 +160,4 @@ async fn aws_json(State(app): State<App>, request: Request) -> Response {
     };
     let (response, operation) = app.aws().handle(&http_request).await;
     labelled(to_response(response), &operation)
-}
-
-async fn create_key(State(app): State<App>, request: Request) -> Response {
-    let response = match create_key_inner(&app, request).await {
-        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
-        Err(response) => response,
-    };
-    labelled(response, "admin.CreateKey")
-}
-
-async fn create_key_inner(app: &App, request: Request) -> Result<Value, Response> {
-    let (parts, body) = read(app, request).await?;
-    let created = async {
-        let principal = authenticate_admin(app, &parts, &body).await?;
-        let name = parse_name(&body)?;
-        let credentials = app.engine().create_user_key(&principal, &name).await?;
-        Ok::<_, AwsError>(json!({
-            "accessKeyId": credentials.access_key_id,
-            "secretAccessKey": credentials.secret_access_key,
-        }))
-    };
-    created.await.map_err(|err| error_response(&err))
-}
-
-fn parse_name(body: &[u8]) -> Result<String, AwsError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| AwsError::serialization("Body must be JSON like {\"name\": \"...\"}"))?;
-    value
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| AwsError::validation("Member name is required"))
-}
-
-async fn authenticate_admin(
-    app: &App,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-) -> Result<sluice_engine::Principal, AwsError> {
-    let request = RequestParts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        payload_sha256: &sha256_hex(body),
-    };
-    sluice_aws::auth::authenticate(app.engine(), &request, "sluice").await
 }

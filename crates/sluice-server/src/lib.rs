@@ -1,8 +1,9 @@
 //! The Sluice server: configuration ([`config`]), start-up of storage, keys and secrets
-//! ([`bootstrap`]), the HTTP surface on one port ([`http`]: health, metrics, admin API, AWS
-//! facades) and request metrics ([`metrics`]). [`run`] serves until the shutdown future resolves,
+//! ([`bootstrap`]), the HTTP surface on one port ([`http`]: health, metrics, AWS facades, S3),
+//! the native admin API ([`admin`]) and request metrics ([`metrics`]). [`run`] serves until the shutdown future resolves,
 //! then drains in-flight requests.
 
+pub mod admin;
 pub mod bootstrap;
 pub mod config;
 pub mod http;

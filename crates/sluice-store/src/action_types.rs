@@ -20,6 +20,14 @@ pub struct StoredActionType {
     pub deleted: bool,
 }
 
+/// The credentials of a third-party action type's job workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThirdPartyClient {
+    pub client_id: String,
+    /// The client token, sealed by the engine.
+    pub client_token_enc: Vec<u8>,
+}
+
 impl Store {
     /// Stores a new action type; `Error::Conflict` if the id exists (deleted or not).
     pub async fn insert_action_type(
@@ -27,12 +35,40 @@ impl Store {
         action_type: &ActionType,
         event: &events::NewEvent<'_>,
     ) -> Result<()> {
+        self.insert_action_type_with_client(action_type, None, event).await
+    }
+
+    /// The client of a third-party action type, if it has one.
+    pub async fn third_party_client(&self, id: &ActionTypeId) -> Result<Option<ThirdPartyClient>> {
+        let row = sqlx::query(
+            "SELECT client_id, client_token_enc FROM action_types
+             WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
+               AND client_id IS NOT NULL AND deleted_at IS NULL",
+        )
+        .bind(id.category.as_str())
+        .bind(id.owner.as_str())
+        .bind(&id.provider)
+        .bind(&id.version)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| Ok(ThirdPartyClient { client_id: row.try_get(0)?, client_token_enc: row.try_get(1)? }))
+            .transpose()
+    }
+
+    /// Stores a new action type with an optional third-party client; `Error::Conflict` if the id
+    /// (or the client id) exists.
+    pub async fn insert_action_type_with_client(
+        &self,
+        action_type: &ActionType,
+        client: Option<&ThirdPartyClient>,
+        event: &events::NewEvent<'_>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let id = &action_type.id;
         sqlx::query(
             "INSERT INTO action_types (category, owner, provider, version, settings, properties,
-                 input_min, input_max, output_min, output_max, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 input_min, input_max, output_min, output_max, created_at, client_id, client_token_enc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(id.category.as_str())
         .bind(id.owner.as_str())
@@ -45,6 +81,8 @@ impl Store {
         .bind(i64::from(action_type.output.min))
         .bind(i64::from(action_type.output.max))
         .bind(event.at)
+        .bind(client.map(|c| c.client_id.as_str()))
+        .bind(client.map(|c| c.client_token_enc.as_slice()))
         .execute(&mut *tx)
         .await?;
         events::append(&mut tx, event).await?;

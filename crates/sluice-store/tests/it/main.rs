@@ -45,4 +45,5 @@ on_both_backends!(
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
     job_keys_expire_with_their_job,
+    third_party_types_keep_their_client,
 );

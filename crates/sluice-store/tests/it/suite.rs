@@ -395,3 +395,26 @@ pub async fn job_keys_expire_with_their_job(db: &TestDb) {
     assert_eq!(db.store.access_key("ASIA1").await.unwrap().unwrap().expires_at, Some(500));
     assert_eq!(db.store.access_key("ASIA2").await.unwrap().unwrap().expires_at, Some(10_000));
 }
+
+pub async fn third_party_types_keep_their_client(db: &TestDb) {
+    use sluice_store::action_types::ThirdPartyClient;
+    let mut action_type = custom_type("Vendor", "1");
+    action_type.id.owner = Owner::ThirdParty;
+    let client = ThirdPartyClient { client_id: "client-1".into(), client_token_enc: vec![7, 7] };
+    db.store
+        .insert_action_type_with_client(&action_type, Some(&client), &event("Register", "Vendor", 1))
+        .await
+        .unwrap();
+    assert_eq!(db.store.third_party_client(&action_type.id).await.unwrap(), Some(client.clone()));
+    assert_eq!(db.store.list_action_types(Some(Owner::ThirdParty)).await.unwrap(), vec![action_type.clone()]);
+
+    let custom = custom_type("Vendor", "1");
+    db.store.insert_action_type(&custom, &event("Create", "Vendor", 2)).await.unwrap();
+    assert_eq!(db.store.third_party_client(&custom.id).await.unwrap(), None, "custom types have no client");
+
+    let mut other = action_type.clone();
+    other.id.version = "2".into();
+    let reused =
+        db.store.insert_action_type_with_client(&other, Some(&client), &event("Register", "Vendor", 3)).await;
+    assert!(matches!(reused, Err(Error::Conflict)), "client ids are unique: {reused:?}");
+}

@@ -1,0 +1,80 @@
+//! The native admin API (`/admin/v1/*`): JSON bodies, SigV4 with signing name `sluice`, errors
+//! in the AWS JSON shape. Used by the `sluice` operator commands.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use sluice_aws::sigv4::{sha256_hex, RequestParts};
+use sluice_aws::AwsError;
+use sluice_engine::Principal;
+
+use crate::bootstrap::App;
+use crate::http::{error_response, labelled, read};
+
+/// Reads, authenticates and answers one admin call; `work` gets the principal and JSON body.
+async fn admin_call<F, Fut>(app: &App, request: Request, work: F) -> Response
+where
+    F: FnOnce(Principal, Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, AwsError>>,
+{
+    let (parts, body) = match read(app, request).await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let result = async {
+        let principal = authenticate(app, &parts, &body).await?;
+        let input: Value = serde_json::from_slice(&body)
+            .map_err(|_| AwsError::serialization("The request body must be a JSON object"))?;
+        work(principal, input).await
+    };
+    match result.await {
+        Ok(value) => (StatusCode::OK, axum::Json(value)).into_response(),
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn authenticate(
+    app: &App,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Principal, AwsError> {
+    let request = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        payload_sha256: &sha256_hex(body),
+    };
+    sluice_aws::auth::authenticate(app.engine(), &request, "sluice").await
+}
+
+/// `POST /admin/v1/keys` `{"name"}` → `{"accessKeyId","secretAccessKey"}` (root only).
+pub async fn create_key(State(app): State<App>, request: Request) -> Response {
+    let engine = app.engine().clone();
+    let response = admin_call(&app, request, move |principal, input| async move {
+        let name = input
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::validation("Member name is required"))?;
+        let credentials = engine.create_user_key(&principal, name).await?;
+        Ok(json!({"accessKeyId": credentials.access_key_id, "secretAccessKey": credentials.secret_access_key}))
+    })
+    .await;
+    labelled(response, "admin.CreateKey")
+}
+
+/// `POST /admin/v1/action-types/third-party` with CreateCustomActionType's input shape →
+/// `{"clientId","clientToken"}` (root only).
+pub async fn register_third_party(State(app): State<App>, request: Request) -> Response {
+    let handler_app = app.clone();
+    let response = admin_call(&app, request, move |principal, input| async move {
+        let model = handler_app.aws().codepipeline_model();
+        let action_type = sluice_aws::codepipeline::third_party_declaration(model, input)?;
+        let (_, credentials) =
+            handler_app.engine().register_third_party_action_type(&principal, action_type).await?;
+        Ok(json!({"clientId": credentials.client_id, "clientToken": credentials.client_token}))
+    })
+    .await;
+    labelled(response, "admin.RegisterThirdPartyActionType")
+}
