@@ -45,10 +45,7 @@ impl Store {
              WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
                AND client_id IS NOT NULL AND deleted_at IS NULL",
         )
-        .bind(id.category.as_str())
-        .bind(id.owner.as_str())
-        .bind(&id.provider)
-        .bind(&id.version)
+        .bind_id(id)
         .fetch_optional(self.pool())
         .await?;
         row.map(|row| Ok(ThirdPartyClient { client_id: row.try_get(0)?, client_token_enc: row.try_get(1)? }))
@@ -70,10 +67,7 @@ impl Store {
                  input_min, input_max, output_min, output_max, created_at, client_id, client_token_enc)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
-        .bind(id.category.as_str())
-        .bind(id.owner.as_str())
-        .bind(&id.provider)
-        .bind(&id.version)
+        .bind_id(id)
         .bind(settings_json(&action_type.settings).to_string())
         .bind(properties_json(&action_type.properties).to_string())
         .bind(i64::from(action_type.input.min))
@@ -96,13 +90,7 @@ impl Store {
             "SELECT {COLUMNS} FROM action_types
              WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
         );
-        let row = sqlx::query(&sql)
-            .bind(id.category.as_str())
-            .bind(id.owner.as_str())
-            .bind(&id.provider)
-            .bind(&id.version)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&sql).bind_id(id).fetch_optional(self.pool()).await?;
         row.as_ref().map(decode).transpose()
     }
 
@@ -125,10 +113,7 @@ impl Store {
              WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
                AND deleted_at IS NULL",
         )
-        .bind(id.category.as_str())
-        .bind(id.owner.as_str())
-        .bind(&id.provider)
-        .bind(&id.version)
+        .bind_id(id)
         .bind(event.at)
         .execute(&mut *tx)
         .await?;
@@ -138,6 +123,17 @@ impl Store {
         events::append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// Binds an action type id's four parts as the next four parameters.
+trait BindId<'q> {
+    fn bind_id(self, id: &'q ActionTypeId) -> Self;
+}
+
+impl<'q> BindId<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    fn bind_id(self, id: &'q ActionTypeId) -> Self {
+        self.bind(id.category.as_str()).bind(id.owner.as_str()).bind(&id.provider).bind(&id.version)
     }
 }
 
