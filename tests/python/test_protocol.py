@@ -142,10 +142,10 @@ def test_unknown_target_prefix(endpoint):
     assert_aws_error(response, response.status_code)
 
 
-@pytest.mark.parametrize("operation", ["StartPipelineExecution", "PollForJobs", "GetPipelineState"])
+@pytest.mark.parametrize("operation", ["StopPipelineExecution", "PollForThirdPartyJobs", "ListActionExecutions"])
 def test_modelled_but_not_built_operation(endpoint, operation):
-    body = {"name": "whatever"} if operation != "PollForJobs" else {
-        "actionTypeId": {"category": "Build", "owner": "Custom", "provider": "X", "version": "1"}
+    body = {"pipelineName": "whatever", "pipelineExecutionId": "x"} if operation != "PollForThirdPartyJobs" else {
+        "actionTypeId": {"category": "Build", "owner": "ThirdParty", "provider": "X", "version": "1"}
     }
     response = signed_post(endpoint, operation, body)
     assert_aws_error(response, 400, "UnknownOperationException")
@@ -263,7 +263,7 @@ OPERATIONS = [
     "CreatePipeline", "GetPipeline", "UpdatePipeline", "DeletePipeline", "ListPipelines",
     "TagResource", "UntagResource", "ListTagsForResource",
 ]
-UNBUILT = ["StartPipelineExecution", "PollForJobs", "AcknowledgeJob", "PutJobSuccessResult"]
+UNBUILT = ["StopPipelineExecution", "PollForThirdPartyJobs", "RetryStageExecution", "DisableStageTransition"]
 
 FUZZ_SEED = 20150709
 FUZZ_SIGNED = 300

@@ -19,7 +19,13 @@ pub fn model() -> Model {
     Model::from_embedded(include_str!("../models/codepipeline.json"))
 }
 
-/// Operations this facade serves; every other modelled operation is `UnknownOperationException`.
+/// Whether this facade serves an operation; every other modelled operation is
+/// `UnknownOperationException`.
+pub fn serves(operation: &str) -> bool {
+    OPERATIONS.contains(&operation) || crate::codepipeline_runs::OPERATIONS.contains(&operation)
+}
+
+/// Control-plane operations (executions and jobs are in `codepipeline_runs`).
 pub const OPERATIONS: &[&str] = &[
     "CreateCustomActionType",
     "DeleteCustomActionType",
@@ -55,13 +61,13 @@ pub async fn call(
         "TagResource" => tag_resource(engine, parse(input)?).await,
         "UntagResource" => untag_resource(engine, parse(input)?).await,
         "ListTagsForResource" => list_tags_for_resource(engine, parse(input)?).await,
-        other => {
+        other => crate::codepipeline_runs::call(engine, principal, other, input).await.unwrap_or_else(|| {
             Err(AwsError::unknown_operation(format!("Operation {other} is not supported by Sluice yet")))
-        }
+        }),
     }
 }
 
-fn parse<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
+pub(crate) fn parse<T: DeserializeOwned>(input: Value) -> Result<T, AwsError> {
     serde_json::from_value(input)
         .map_err(|e| AwsError::serialization(format!("Cannot read the request: {e}")))
 }
@@ -76,7 +82,7 @@ fn with_pipeline(declaration: &str, rest: Value) -> String {
 }
 
 /// Epoch seconds with milliseconds, as AWS JSON timestamps are.
-fn timestamp(millis: i64) -> Value {
+pub(crate) fn timestamp(millis: i64) -> Value {
     json!(millis as f64 / 1000.0)
 }
 
@@ -239,6 +245,22 @@ fn wire_action_type(t: &ActionType) -> Value {
         "inputArtifactDetails": {"minimumCount": t.input.min, "maximumCount": t.input.max},
         "outputArtifactDetails": {"minimumCount": t.output.min, "maximumCount": t.output.max},
     })
+}
+
+/// An ActionTypeId on the wire.
+#[derive(Deserialize)]
+pub(crate) struct WireActionTypeId {
+    category: String,
+    owner: String,
+    provider: String,
+    version: String,
+}
+
+impl WireActionTypeId {
+    pub(crate) fn to_core(&self) -> Result<ActionTypeId, AwsError> {
+        let owner = self.owner.parse::<Owner>().map_err(AwsError::validation)?;
+        type_id(&self.category, owner, self.provider.clone(), self.version.clone())
+    }
 }
 
 #[derive(Deserialize)]

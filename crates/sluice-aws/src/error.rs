@@ -58,6 +58,12 @@ impl From<EngineError> for AwsError {
             EngineError::TooManyTags(_) => ("TooManyTagsException", 400),
             EngineError::InvalidNextToken(_) => ("InvalidNextTokenException", 400),
             EngineError::AccessDenied(_) => ("AccessDeniedException", 400),
+            EngineError::JobNotFound(_) => ("JobNotFoundException", 400),
+            EngineError::InvalidNonce(_) => ("InvalidNonceException", 400),
+            EngineError::InvalidJobState(_) => ("InvalidJobStateException", 400),
+            EngineError::InvalidApprovalToken(_) => ("InvalidApprovalTokenException", 400),
+            EngineError::ApprovalAlreadyCompleted(_) => ("ApprovalAlreadyCompletedException", 400),
+            EngineError::PipelineExecutionNotFound(_) => ("PipelineExecutionNotFoundException", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)
             | EngineError::EntityTooLarge(_) => ("ValidationException", 400),

@@ -108,9 +108,9 @@ impl AwsJsonService {
             return Err(AwsError::unknown_operation(format!("Operation {operation} does not exist")));
         }
         let served = match service {
-            Target::CodePipeline => codepipeline::OPERATIONS,
+            Target::CodePipeline => codepipeline::serves(operation),
         };
-        if !served.contains(&operation) {
+        if !served {
             return Err(AwsError::unknown_operation(format!(
                 "Operation {operation} is not supported by Sluice yet"
             )));

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod codepipeline;
+pub mod codepipeline_runs;
 pub mod error;
 pub mod json_rpc;
 pub mod model;

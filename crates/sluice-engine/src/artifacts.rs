@@ -152,6 +152,42 @@ impl Engine {
         }
     }
 
+    /// Copies an object's current bytes to another key (a hard link: stored files never change,
+    /// so the copy is immutable even if the source is overwritten later).
+    /// The copy's record is written inside `tx`; the previous file under the target key, if
+    /// any, is left for the caller to remove after the commit (returned second).
+    pub async fn copy_object_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        bucket: &str,
+        key: &str,
+        to_bucket: &str,
+        to_key: &str,
+    ) -> Result<(ObjectRow, Option<String>)> {
+        check_bucket_name(to_bucket)?;
+        check_key(to_key)?;
+        let source = self.object(bucket, key).await?;
+        let dir = self.artifacts_dir();
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        match tokio::fs::hard_link(dir.join(&source.file), dir.join(&name)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such_key(key)),
+            Err(e) => return Err(io_error("link", e)),
+        }
+        sync_dir(dir).await?;
+        let row = ObjectRow {
+            bucket: to_bucket.to_string(),
+            key: to_key.to_string(),
+            file: name,
+            size: source.size,
+            etag: source.etag,
+            content_type: source.content_type,
+            last_modified: self.now_millis(),
+        };
+        let previous = sluice_store::objects::put_in(tx, &row).await?;
+        Ok((row, previous))
+    }
+
     /// Deletes an object; deleting an absent one succeeds, as in S3.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
         check_bucket_name(bucket)?;

@@ -8,7 +8,9 @@
 
 pub mod action_types;
 pub mod artifacts;
+pub mod executions;
 pub mod keys;
+pub mod pipeline_jobs;
 pub mod pipelines;
 pub mod secrets;
 pub mod tags;
@@ -52,6 +54,18 @@ pub enum Error {
     #[error("{0}")]
     NoSuchKey(String),
     #[error("{0}")]
+    JobNotFound(String),
+    #[error("{0}")]
+    InvalidNonce(String),
+    #[error("{0}")]
+    InvalidJobState(String),
+    #[error("{0}")]
+    InvalidApprovalToken(String),
+    #[error("{0}")]
+    ApprovalAlreadyCompleted(String),
+    #[error("{0}")]
+    PipelineExecutionNotFound(String),
+    #[error("{0}")]
     InvalidBucketName(String),
     #[error("{0}")]
     EntityTooLarge(String),
@@ -82,6 +96,8 @@ pub struct Engine {
     account: AccountContext,
     key_cache: std::sync::Arc<keys::KeyCache>,
     artifacts_dir: std::path::PathBuf,
+    /// Woken after a commit that queued jobs; long polls wait on it.
+    jobs_ready: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -92,7 +108,25 @@ impl Engine {
         account: AccountContext,
         artifacts_dir: std::path::PathBuf,
     ) -> Self {
-        Engine { store, clock, secrets, account, key_cache: Default::default(), artifacts_dir }
+        Engine {
+            store,
+            clock,
+            secrets,
+            account,
+            key_cache: Default::default(),
+            artifacts_dir,
+            jobs_ready: Default::default(),
+        }
+    }
+
+    /// Wakes long polls: jobs were queued on `queue` (any poller re-checks its own queue).
+    pub(crate) fn notify_queue(&self, _queue: &str) {
+        self.jobs_ready.notify_waiters();
+    }
+
+    /// The notifier long polls wait on.
+    pub(crate) fn jobs_ready(&self) -> &tokio::sync::Notify {
+        &self.jobs_ready
     }
 
     /// Where artifact object bytes are kept.

@@ -234,6 +234,13 @@ impl Engine {
         Some(self.secrets.seal(&plain))
     }
 
+    /// A pipeline version's secret configuration values by `stage/action/property`.
+    pub(crate) async fn pipeline_secrets(&self, name: &str, version: i64) -> Result<Secrets> {
+        let stored =
+            self.store.pipeline(name, Some(version)).await?.ok_or_else(|| pipeline_not_found(name))?;
+        self.open_secrets(stored.secrets.as_deref())
+    }
+
     fn open_secrets(&self, sealed: Option<&[u8]>) -> Result<Secrets> {
         let Some(sealed) = sealed else { return Ok(Secrets::new()) };
         let plain = self

@@ -21,7 +21,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = http::router(app.clone());
+    let sweeper = tokio::spawn(sweep(app.engine().clone()));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    sweeper.abort();
     app.engine().store().close().await;
     Ok(())
+}
+
+/// How often the sweeper looks for expired leases and due timers.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs the engine's sweeper until aborted; a failed pass is logged and retried.
+async fn sweep(engine: sluice_engine::Engine) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        if let Err(err) = engine.sweep().await {
+            tracing::warn!(error = %err, "sweeper pass failed");
+        }
+    }
 }

@@ -121,6 +121,13 @@ pub async fn finish(
     Ok(done.rows_affected() == 1)
 }
 
+/// A job read inside a transaction.
+pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<JobRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode).transpose()
+}
+
 impl Store {
     fn random_nonce_sql(&self) -> &'static str {
         match self.backend() {

@@ -7,6 +7,7 @@
 
 pub mod action_types;
 pub mod events;
+pub mod executions;
 pub mod jobs;
 pub mod keys;
 pub mod objects;

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{Backend, Result, Store};
+use crate::{Backend, Result, Store, Tx};
 
 /// One stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,34 @@ fn decode(row: &AnyRow) -> Result<ObjectRow> {
     })
 }
 
+/// Records an object inside `tx`, replacing any previous one; returns the previous file.
+pub async fn put_in(tx: &mut Tx<'_>, object: &ObjectRow) -> Result<Option<String>> {
+    let previous = sqlx::query("SELECT file FROM objects WHERE bucket = $1 AND object_key = $2")
+        .bind(&object.bucket)
+        .bind(&object.key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()?;
+    sqlx::query(
+        "INSERT INTO objects (bucket, object_key, file, size, etag, content_type, last_modified)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (bucket, object_key) DO UPDATE SET file = excluded.file, size = excluded.size,
+             etag = excluded.etag, content_type = excluded.content_type,
+             last_modified = excluded.last_modified",
+    )
+    .bind(&object.bucket)
+    .bind(&object.key)
+    .bind(&object.file)
+    .bind(object.size)
+    .bind(&object.etag)
+    .bind(&object.content_type)
+    .bind(object.last_modified)
+    .execute(&mut **tx)
+    .await?;
+    Ok(previous)
+}
+
 impl Store {
     fn key_order(&self) -> &'static str {
         match self.backend() {
@@ -46,29 +74,7 @@ impl Store {
     /// previous version used, which the caller deletes.
     pub async fn put_object(&self, object: &ObjectRow) -> Result<Option<String>> {
         let mut tx = self.begin().await?;
-        let previous = sqlx::query("SELECT file FROM objects WHERE bucket = $1 AND object_key = $2")
-            .bind(&object.bucket)
-            .bind(&object.key)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get::<String, _>(0))
-            .transpose()?;
-        sqlx::query(
-            "INSERT INTO objects (bucket, object_key, file, size, etag, content_type, last_modified)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (bucket, object_key) DO UPDATE SET file = excluded.file, size = excluded.size,
-                 etag = excluded.etag, content_type = excluded.content_type,
-                 last_modified = excluded.last_modified",
-        )
-        .bind(&object.bucket)
-        .bind(&object.key)
-        .bind(&object.file)
-        .bind(object.size)
-        .bind(&object.etag)
-        .bind(&object.content_type)
-        .bind(object.last_modified)
-        .execute(&mut *tx)
-        .await?;
+        let previous = put_in(&mut tx, object).await?;
         tx.commit().await?;
         Ok(previous)
     }

@@ -10,10 +10,12 @@ use sluice_core::clock::{Clock, SystemClock};
 
 use crate::support::{Db, TestServer, ROOT_ID, ROOT_SECRET};
 
-/// Every served operation and two modelled ones that are not served yet.
+/// Every served operation (but PollForJobs, which waits for work) and two modelled ones that are
+/// not served yet.
 fn operations() -> Vec<&'static str> {
     let mut all = sluice_aws::codepipeline::OPERATIONS.to_vec();
-    all.extend(["StartPipelineExecution", "PollForJobs"]);
+    all.extend(sluice_aws::codepipeline_runs::OPERATIONS.iter().filter(|op| **op != "PollForJobs"));
+    all.extend(["StopPipelineExecution", "PollForThirdPartyJobs"]);
     all
 }
 

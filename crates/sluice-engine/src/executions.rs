@@ -1,0 +1,722 @@
+//! Pipeline executions: stages in order, actions grouped by run order, stage locks by execution
+//! mode (SUPERSEDED, QUEUED, PARALLEL), custom and third-party actions as jobs, manual approvals
+//! and S3 sources run by the engine. Every transition is one transaction that first locks the
+//! pipeline row, then works through a queue of follow-on work (entering a stage may finish it at
+//! once, which may enter the next, …) before committing. See docs/ENGINE.md.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Map, Value};
+use sluice_core::action_type::{ActionTypeId, Category, Owner};
+use sluice_core::pipeline::{ActionSpec, PipelineSpec};
+use sluice_store::executions::{self as rows, ExecutionRow, NewWait, StepRow};
+use sluice_store::jobs::{self, NewJob};
+use sluice_store::Tx;
+
+use crate::pipelines::spec_from_declaration;
+use crate::{Engine, Error, Principal, Result};
+
+/// How long a manual approval waits unless the action sets `timeoutInMinutes`.
+pub const APPROVAL_TIMEOUT_MILLIS: i64 = 7 * 24 * 3_600_000;
+
+/// Execution statuses (PipelineExecutionStatus).
+pub mod status {
+    pub const IN_PROGRESS: &str = "InProgress";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const FAILED: &str = "Failed";
+    pub const SUPERSEDED: &str = "Superseded";
+}
+
+/// Action execution statuses.
+pub mod step_status {
+    pub const IN_PROGRESS: &str = "InProgress";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const FAILED: &str = "Failed";
+}
+
+const RUNNING: &str = "running";
+const WAITING: &str = "waiting";
+const DONE: &str = "done";
+
+/// The pipeline version an execution runs.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub name: String,
+    pub version: i64,
+    pub mode: String,
+    pub spec: PipelineSpec,
+    pub declaration: Value,
+}
+
+impl Definition {
+    fn artifact_bucket(&self) -> String {
+        let store = self.declaration.get("artifactStore").or_else(|| {
+            self.declaration.get("artifactStores").and_then(Value::as_object).and_then(|m| m.values().next())
+        });
+        store
+            .and_then(|s| s.get("location"))
+            .and_then(Value::as_str)
+            .unwrap_or("sluice-artifacts")
+            .to_string()
+    }
+
+    fn action_declaration(&self, stage: usize, action: &str) -> Option<&Value> {
+        self.declaration
+            .get("stages")?
+            .get(stage)?
+            .get("actions")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("name").and_then(Value::as_str) == Some(action))
+    }
+}
+
+/// Where an action's outputs go: `<artifact bucket>/<pipeline>/<artifact>/<random>`.
+fn output_locations(def: &Definition, action: &ActionSpec) -> Vec<Value> {
+    let bucket = def.artifact_bucket();
+    action
+        .output_artifacts
+        .iter()
+        .map(|name| {
+            let key = format!("{}/{}/{}", def.name, name, uuid::Uuid::new_v4().simple());
+            json!({"name": name, "bucket": bucket, "key": key})
+        })
+        .collect()
+}
+
+/// Follow-on work inside one transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    /// An execution asks to enter a stage.
+    Request { execution: String, stage: usize },
+    /// A step of an execution finished; check its group.
+    StepDone { execution: String, stage: usize },
+    /// A stage was left; let a waiting execution in.
+    Admit { stage: usize },
+}
+
+/// One transition: a locked pipeline, a transaction and its queue of work.
+pub(crate) struct Transition<'e> {
+    engine: &'e Engine,
+    pub tx: Tx<'static>,
+    /// The pipeline's definitions by version; executions run the version they started on.
+    defs: std::collections::HashMap<i64, Definition>,
+    name: String,
+    pub now: i64,
+    work: VecDeque<Work>,
+    /// Queues that got jobs; pollers are woken after the commit.
+    queues: Vec<String>,
+}
+
+fn data_of(text: &str) -> Map<String, Value> {
+    serde_json::from_str::<Value>(text).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
+}
+
+pub(crate) fn queue_key(type_id: &ActionTypeId, query: Option<(&str, &str)>) -> String {
+    match query {
+        Some((name, value)) => format!("{type_id}|{name}={value}"),
+        None => type_id.to_string(),
+    }
+}
+
+impl Engine {
+    pub(crate) async fn definition(&self, name: &str, version: Option<i64>) -> Result<Definition> {
+        let view = self.pipeline(name, version).await?;
+        let declaration: Value = serde_json::from_str(&view.declaration)
+            .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
+        let version = declaration.get("version").and_then(Value::as_i64).unwrap_or(view.meta.version);
+        Ok(Definition {
+            name: name.to_string(),
+            version,
+            mode: declaration
+                .get("executionMode")
+                .and_then(Value::as_str)
+                .unwrap_or("SUPERSEDED")
+                .to_string(),
+            spec: spec_from_declaration(&declaration)?,
+            declaration,
+        })
+    }
+
+    /// Opens a transition on `def`'s pipeline (locks it).
+    pub(crate) async fn transition(&self, def: Definition) -> Result<Transition<'_>> {
+        let mut tx = self.store().begin().await?;
+        if !rows::lock_pipeline(&mut tx, &def.name).await? {
+            return Err(Error::PipelineNotFound(format!(
+                "Account does not have a pipeline with name '{}'",
+                def.name
+            )));
+        }
+        let name = def.name.clone();
+        let defs = std::collections::HashMap::from([(def.version, def)]);
+        Ok(Transition {
+            engine: self,
+            tx,
+            defs,
+            name,
+            now: self.now_millis(),
+            work: VecDeque::new(),
+            queues: Vec::new(),
+        })
+    }
+
+    /// Starts an execution of the pipeline's latest version; the same client token returns the
+    /// execution it started before.
+    pub async fn start_pipeline_execution(
+        &self,
+        actor: &Principal,
+        name: &str,
+        variables: Vec<(String, String)>,
+        client_token: Option<String>,
+    ) -> Result<String> {
+        let def = self.definition(name, None).await?;
+        let declared = resolve_variables(&def.declaration, variables)?;
+        let version = def.version;
+        let mut t = self.transition(def).await?;
+        if let Some(token) = &client_token {
+            let tenant = &t.engine.account().account_id;
+            if let Some(existing) =
+                rows::execution_by_token(&mut t.tx, "pipeline", tenant, name, token).await?
+            {
+                return Ok(existing.id);
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let data = json!({
+            "variables": declared,
+            "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": actor.arn},
+            "artifacts": {},
+            "namespaces": {},
+        });
+        let row = ExecutionRow {
+            id: id.clone(),
+            kind: "pipeline".into(),
+            tenant: self.account().account_id.clone(),
+            definition_name: name.to_string(),
+            definition_version: version,
+            status: status::IN_PROGRESS.into(),
+            client_token,
+            data: data.to_string(),
+            stage_index: 0,
+            stage_state: WAITING.into(),
+            created_at: t.now,
+            updated_at: t.now,
+            finished_at: None,
+        };
+        rows::insert_execution(&mut t.tx, &row).await?;
+        t.event(&id, &actor.arn, "StartPipelineExecution").await?;
+        t.work.push_back(Work::Request { execution: id.clone(), stage: 0 });
+        t.run().await?;
+        t.commit().await?;
+        Ok(id)
+    }
+}
+
+/// Pipeline variables: declared defaults overridden by the start request; unknown names refused.
+fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Result<Vec<Value>> {
+    let declared: Vec<(String, Option<String>)> = declaration
+        .get("variables")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    Some((
+                        v.get("name")?.as_str()?.to_string(),
+                        v.get("defaultValue").and_then(Value::as_str).map(str::to_string),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (name, _) in &given {
+        if !declared.iter().any(|(d, _)| d == name) {
+            return Err(Error::Validation(format!("Variable {name} is not declared by the pipeline")));
+        }
+    }
+    declared
+        .into_iter()
+        .map(|(name, default)| {
+            let value = given.iter().find(|(g, _)| g == &name).map(|(_, v)| v.clone()).or(default);
+            value
+                .map(|v| json!({"name": name, "resolvedValue": v}))
+                .ok_or_else(|| Error::Validation(format!("Variable {name} has no default and was not given")))
+        })
+        .collect()
+}
+
+impl Transition<'_> {
+    /// Commits, then wakes pollers of the queues that got jobs.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(sluice_store::Error::from)?;
+        for queue in &self.queues {
+            self.engine.notify_queue(queue);
+        }
+        Ok(())
+    }
+
+    /// The definition an execution runs.
+    pub(crate) async fn def_of(&mut self, version: i64) -> Result<Definition> {
+        if let Some(def) = self.defs.get(&version) {
+            return Ok(def.clone());
+        }
+        let def = self.engine.definition(&self.name, Some(version)).await?;
+        self.defs.insert(version, def.clone());
+        Ok(def)
+    }
+
+    async fn event(&mut self, execution: &str, actor: &str, kind: &str) -> Result<()> {
+        let event = sluice_store::events::NewEvent {
+            execution_id: Some(execution),
+            job_id: None,
+            actor,
+            kind,
+            subject: &self.name,
+            detail: "{}",
+            at: self.now,
+        };
+        sluice_store::events::append(&mut self.tx, &event).await?;
+        Ok(())
+    }
+
+    async fn execution(&mut self, id: &str) -> Result<ExecutionRow> {
+        rows::execution_in(&mut self.tx, id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))
+    }
+
+    /// Queues "this step finished" for its execution.
+    pub(crate) fn step_done(&mut self, step: &StepRow) {
+        self.work.push_back(Work::StepDone {
+            execution: step.execution_id.clone(),
+            stage: step.position as usize,
+        });
+    }
+
+    /// Works through the queue until nothing follows.
+    pub(crate) async fn run(&mut self) -> Result<()> {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Request { execution, stage } => self.request(&execution, stage).await?,
+                Work::StepDone { execution, stage } => self.check_stage(&execution, stage).await?,
+                Work::Admit { stage } => self.admit(stage).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage lock rules of the execution mode.
+    async fn request(&mut self, id: &str, stage: usize) -> Result<()> {
+        let mut execution = self.execution(id).await?;
+        if execution.status != status::IN_PROGRESS {
+            return Ok(());
+        }
+        let def = self.def_of(execution.definition_version).await?;
+        let index = stage as i64;
+        let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
+        let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
+        let others_waiting: Vec<_> = waiting.into_iter().filter(|w| w.id != id).collect();
+        let free = running.iter().all(|r| r.id == id);
+        let may_enter = match def.mode.as_str() {
+            "PARALLEL" => true,
+            "QUEUED" => {
+                free && others_waiting
+                    .iter()
+                    .all(|w| (w.created_at, &w.id) > (execution.created_at, &execution.id))
+            }
+            _ => free,
+        };
+        if def.mode == "SUPERSEDED" && !may_enter {
+            for mut older in others_waiting {
+                older.status = status::SUPERSEDED.into();
+                older.stage_state = DONE.into();
+                older.finished_at = Some(self.now);
+                older.updated_at = self.now;
+                rows::update_execution(&mut self.tx, &older).await?;
+            }
+        }
+        execution.stage_index = index;
+        execution.stage_state = if may_enter { RUNNING.into() } else { WAITING.into() };
+        execution.updated_at = self.now;
+        rows::update_execution(&mut self.tx, &execution).await?;
+        if may_enter {
+            let first = def.spec.stages[stage].actions.iter().map(|a| a.run_order).min().unwrap_or(1);
+            self.start_group(&execution, &def, stage, first).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_group(
+        &mut self,
+        execution: &ExecutionRow,
+        def: &Definition,
+        stage: usize,
+        run_order: u32,
+    ) -> Result<()> {
+        let actions: Vec<ActionSpec> =
+            def.spec.stages[stage].actions.iter().filter(|a| a.run_order == run_order).cloned().collect();
+        for action in actions {
+            self.start_action(execution, def, stage, &action).await?;
+        }
+        self.work.push_back(Work::StepDone { execution: execution.id.clone(), stage });
+        Ok(())
+    }
+
+    async fn start_action(
+        &mut self,
+        execution: &ExecutionRow,
+        def: &Definition,
+        stage: usize,
+        action: &ActionSpec,
+    ) -> Result<()> {
+        let step_id = uuid::Uuid::new_v4().to_string();
+        let mut data = json!({
+            "stage": def.spec.stages[stage].name,
+            "action": action.name,
+            "runOrder": action.run_order,
+            "actionTypeId": {"category": action.type_id.category.as_str(), "owner": action.type_id.owner.as_str(),
+                             "provider": action.type_id.provider, "version": action.type_id.version},
+            "configuration": action.configuration,
+        });
+        let mut step = StepRow {
+            id: step_id.clone(),
+            execution_id: execution.id.clone(),
+            name: action.name.clone(),
+            position: stage as i64,
+            status: step_status::IN_PROGRESS.into(),
+            attempt: 1,
+            data: String::new(),
+            error: None,
+            started_at: Some(self.now),
+            finished_at: None,
+        };
+        let id = &action.type_id;
+        match (id.category, id.owner, id.provider.as_str()) {
+            (Category::Approval, Owner::Aws, "Manual") => {
+                let token = uuid::Uuid::new_v4().to_string();
+                data["token"] = json!(token);
+                let timeout = def
+                    .action_declaration(stage, &action.name)
+                    .and_then(|a| a.get("timeoutInMinutes"))
+                    .and_then(Value::as_i64)
+                    .map(|m| m * 60_000)
+                    .unwrap_or(APPROVAL_TIMEOUT_MILLIS)
+                    .min(APPROVAL_TIMEOUT_MILLIS);
+                data["expiresAt"] = json!(self.now + timeout);
+                step.data = data.to_string();
+                rows::insert_step(&mut self.tx, &step).await?;
+                let wait = NewWait {
+                    id: &uuid::Uuid::new_v4().to_string(),
+                    execution_id: &execution.id,
+                    step_id: &step_id,
+                    kind: "approval",
+                    token: Some(&token),
+                    due_at: Some(self.now + timeout),
+                    at: self.now,
+                };
+                rows::insert_wait(&mut self.tx, &wait).await?;
+            }
+            (Category::Source, Owner::Aws, "S3") => {
+                let outcome = self.run_s3_source(def, action).await;
+                match outcome {
+                    Ok((artifact, revision)) => {
+                        data["outputArtifacts"] = json!([artifact]);
+                        data["revision"] = json!(revision);
+                        step.status = step_status::SUCCEEDED.into();
+                        step.finished_at = Some(self.now);
+                        self.record_outputs(execution, &data).await?;
+                    }
+                    Err(message) => {
+                        data["errorDetails"] = json!({"code": "JobFailed", "message": message});
+                        step.status = step_status::FAILED.into();
+                        step.finished_at = Some(self.now);
+                    }
+                }
+                step.data = data.to_string();
+                rows::insert_step(&mut self.tx, &step).await?;
+            }
+            _ => {
+                data["outputArtifacts"] = json!(output_locations(def, action));
+                data["inputArtifacts"] = json!(self.input_locations(execution, action).await?);
+                step.data = data.to_string();
+                rows::insert_step(&mut self.tx, &step).await?;
+                self.enqueue_job(def, execution, &step_id, stage, action, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn input_locations(&mut self, execution: &ExecutionRow, action: &ActionSpec) -> Result<Vec<Value>> {
+        let current = self.execution(&execution.id).await?;
+        let artifacts = data_of(&current.data).get("artifacts").cloned().unwrap_or_else(|| json!({}));
+        Ok(action
+            .input_artifacts
+            .iter()
+            .map(|name| artifacts.get(name).cloned().unwrap_or_else(|| json!({"name": name})))
+            .collect())
+    }
+
+    /// Queues a job for a step (the first, or a continuation).
+    pub(crate) async fn enqueue_job(
+        &mut self,
+        def: &Definition,
+        execution: &ExecutionRow,
+        step_id: &str,
+        stage: usize,
+        action: &ActionSpec,
+        continuation_token: Option<&str>,
+    ) -> Result<()> {
+        let action_type = self.engine.action_type(&action.type_id).await?;
+        let query = action_type
+            .as_ref()
+            .and_then(|t| t.queryable_property())
+            .and_then(|p| action.configuration.get(&p.name).map(|v| (p.name.clone(), v.clone())));
+        let key = queue_key(&action.type_id, query.as_ref().map(|(n, v)| (n.as_str(), v.as_str())));
+        let data =
+            json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version});
+        let job = NewJob {
+            id: &uuid::Uuid::new_v4().to_string(),
+            queue_key: &key,
+            tenant: &self.engine.account().account_id,
+            data: &data.to_string(),
+            execution_id: Some(&execution.id),
+            step_id: Some(step_id),
+            continuation_token,
+            at: self.now,
+        };
+        jobs::insert(&mut self.tx, &job).await?;
+        self.queues.push(key);
+        Ok(())
+    }
+
+    /// Copies the source object into the artifact bucket; its ETag is the revision.
+    async fn run_s3_source(
+        &mut self,
+        def: &Definition,
+        action: &ActionSpec,
+    ) -> std::result::Result<(Value, String), String> {
+        let bucket = action.configuration.get("S3Bucket").cloned().unwrap_or_default();
+        let key = action.configuration.get("S3ObjectKey").cloned().unwrap_or_default();
+        let name = action.output_artifacts.first().cloned().unwrap_or_default();
+        let target = output_locations(def, action);
+        let target_key =
+            target.first().and_then(|t| t.get("key")).and_then(Value::as_str).unwrap_or_default().to_string();
+        let artifact_bucket = def.artifact_bucket();
+        match self.engine.copy_object_in(&mut self.tx, &bucket, &key, &artifact_bucket, &target_key).await {
+            Ok((copied, _)) => Ok((
+                json!({"name": name, "bucket": artifact_bucket, "key": target_key, "revision": copied.etag.trim_matches('"')}),
+                copied.etag.trim_matches('"').to_string(),
+            )),
+            Err(Error::NoSuchKey(_)) | Err(Error::InvalidBucketName(_)) => {
+                Err(format!("The object s3://{bucket}/{key} does not exist in Sluice's artifact store"))
+            }
+            Err(other) => Err(format!("The source object could not be read: {other}")),
+        }
+    }
+
+    /// Records a finished step's output artifacts and variables on its execution.
+    pub(crate) async fn record_outputs(&mut self, execution: &ExecutionRow, step_data: &Value) -> Result<()> {
+        let mut current = self.execution(&execution.id).await?;
+        let mut data = data_of(&current.data);
+        if let Some(outputs) = step_data.get("outputArtifacts").and_then(Value::as_array) {
+            let artifacts = data.entry("artifacts").or_insert_with(|| json!({}));
+            for output in outputs {
+                if let (Some(name), Some(map)) =
+                    (output.get("name").and_then(Value::as_str), artifacts.as_object_mut())
+                {
+                    map.insert(name.to_string(), output.clone());
+                }
+            }
+        }
+        if let Some(revision) = step_data.get("revision") {
+            let revisions = data.entry("artifactRevisions").or_insert_with(|| json!([]));
+            if let Some(list) = revisions.as_array_mut() {
+                list.push(json!({"name": step_data["outputArtifacts"][0]["name"], "revisionId": revision, "created": self.now}));
+            }
+        }
+        current.data = Value::Object(data).to_string();
+        current.updated_at = self.now;
+        rows::update_execution(&mut self.tx, &current).await.map_err(Error::from)
+    }
+
+    /// After a step finished: fail the stage, start the next run-order group, or leave the stage.
+    async fn check_stage(&mut self, id: &str, stage: usize) -> Result<()> {
+        let mut execution = self.execution(id).await?;
+        if execution.status != status::IN_PROGRESS
+            || execution.stage_index != stage as i64
+            || execution.stage_state != RUNNING
+        {
+            return Ok(());
+        }
+        let def = self.def_of(execution.definition_version).await?;
+        let steps = rows::steps_at(&mut self.tx, id, stage as i64).await?;
+        if steps.iter().any(|s| s.status == step_status::IN_PROGRESS) {
+            return Ok(());
+        }
+        let failed = steps.iter().any(|s| s.status == step_status::FAILED);
+        let current_group = steps
+            .iter()
+            .filter_map(|s| data_of(&s.data).get("runOrder").and_then(Value::as_u64))
+            .max()
+            .unwrap_or(0) as u32;
+        let next_group =
+            def.spec.stages[stage].actions.iter().map(|a| a.run_order).filter(|&r| r > current_group).min();
+        match (failed, next_group) {
+            (true, _) => {
+                execution.status = status::FAILED.into();
+                self.leave(execution, stage).await
+            }
+            (false, Some(run_order)) => self.start_group(&execution, &def, stage, run_order).await,
+            (false, None) if stage + 1 == def.spec.stages.len() => {
+                execution.status = status::SUCCEEDED.into();
+                self.leave(execution, stage).await
+            }
+            (false, None) => {
+                self.work.push_back(Work::Admit { stage });
+                self.work.push_back(Work::Request { execution: id.to_string(), stage: stage + 1 });
+                execution.stage_state = WAITING.into();
+                execution.stage_index = stage as i64 + 1;
+                execution.updated_at = self.now;
+                rows::update_execution(&mut self.tx, &execution).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends an execution in its final status and frees the stage it held.
+    async fn leave(&mut self, mut execution: ExecutionRow, stage: usize) -> Result<()> {
+        execution.stage_state = DONE.into();
+        execution.finished_at = Some(self.now);
+        execution.updated_at = self.now;
+        rows::update_execution(&mut self.tx, &execution).await?;
+        let kind =
+            if execution.status == status::SUCCEEDED { "ExecutionSucceeded" } else { "ExecutionFailed" };
+        self.event(&execution.id, "sluice", kind).await?;
+        self.work.push_back(Work::Admit { stage });
+        Ok(())
+    }
+
+    /// Lets the next waiting execution into a stage that was left.
+    async fn admit(&mut self, stage: usize) -> Result<()> {
+        let waiting = rows::executions_at_stage(&mut self.tx, &self.name, stage as i64, WAITING).await?;
+        let mode = match waiting.first() {
+            Some(first) => self.def_of(first.definition_version).await?.mode,
+            None => return Ok(()),
+        };
+        let next = match mode.as_str() {
+            "SUPERSEDED" => waiting.last().cloned(),
+            _ => waiting.first().cloned(),
+        };
+        if let Some(next) = next {
+            self.work.push_back(Work::Request { execution: next.id, stage });
+        }
+        Ok(())
+    }
+}
+
+/// One stage's state for GetPipelineState.
+#[derive(Debug, Clone)]
+pub struct StageStateView {
+    pub stage_name: String,
+    /// The newest execution that ran the stage and the stage's status in it.
+    pub latest: Option<(String, String)>,
+    /// Each action of the stage with its newest action execution, if any.
+    pub actions: Vec<(String, Option<StepRow>)>,
+}
+
+/// How many recent executions GetPipelineState looks through.
+const STATE_WINDOW: i64 = 25;
+
+impl Engine {
+    /// An execution of a pipeline.
+    pub async fn pipeline_execution(&self, pipeline: &str, id: &str) -> Result<ExecutionRow> {
+        let row = self.store().execution(id).await?;
+        row.filter(|r| {
+            r.kind == "pipeline" && r.definition_name == pipeline && r.tenant == self.account().account_id
+        })
+        .ok_or_else(|| {
+            Error::PipelineExecutionNotFound(format!("Pipeline execution {id} of {pipeline} was not found"))
+        })
+    }
+
+    /// Executions of a pipeline, newest first, a page at a time.
+    pub async fn list_pipeline_executions(
+        &self,
+        pipeline: &str,
+        next_token: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<ExecutionRow>, Option<String>)> {
+        self.pipeline(pipeline, None).await?;
+        let scope = format!("executions:{pipeline}");
+        let cursor = next_token.map(|t| self.open_token(&scope, t)).transpose()?;
+        let before = match cursor.as_deref().and_then(|c| c.split_once(' ')) {
+            Some((at, id)) => Some((
+                at.parse::<i64>()
+                    .map_err(|_| Error::InvalidNextToken("The next token is not valid".into()))?,
+                id.to_string(),
+            )),
+            None if cursor.is_some() => {
+                return Err(Error::InvalidNextToken("The next token is not valid".into()))
+            }
+            None => None,
+        };
+        let tenant = &self.account().account_id;
+        let before_ref = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let mut page =
+            self.store().list_executions("pipeline", tenant, pipeline, before_ref, max as i64 + 1).await?;
+        let next = if page.len() > max {
+            page.truncate(max);
+            page.last().map(|e| self.seal_token(&scope, &format!("{} {}", e.created_at, e.id)))
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// GetPipelineState: per stage, its newest execution and each action's newest execution.
+    pub async fn pipeline_state(&self, pipeline: &str) -> Result<(Definition, Vec<StageStateView>)> {
+        let def = self.definition(pipeline, None).await?;
+        let tenant = self.account().account_id.clone();
+        let recent = self.store().list_executions("pipeline", &tenant, pipeline, None, STATE_WINDOW).await?;
+        let mut steps_by_execution = Vec::new();
+        for execution in &recent {
+            steps_by_execution.push((execution.id.clone(), self.store().steps_of(&execution.id).await?));
+        }
+        let stages = def
+            .spec
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, stage)| {
+                let in_stage = |steps: &[StepRow]| {
+                    steps.iter().filter(|s| s.position == index as i64).cloned().collect::<Vec<_>>()
+                };
+                let latest = steps_by_execution.iter().find_map(|(id, steps)| {
+                    let here = in_stage(steps);
+                    (!here.is_empty()).then(|| (id.clone(), stage_status(&here)))
+                });
+                let actions = stage
+                    .actions
+                    .iter()
+                    .map(|action| {
+                        let newest = steps_by_execution.iter().find_map(|(_, steps)| {
+                            in_stage(steps).into_iter().rev().find(|s| s.name == action.name)
+                        });
+                        (action.name.clone(), newest)
+                    })
+                    .collect();
+                StageStateView { stage_name: stage.name.clone(), latest, actions }
+            })
+            .collect();
+        Ok((def, stages))
+    }
+}
+
+fn stage_status(steps: &[StepRow]) -> String {
+    if steps.iter().any(|s| s.status == step_status::IN_PROGRESS) {
+        "InProgress".into()
+    } else if steps.iter().any(|s| s.status == step_status::FAILED) {
+        "Failed".into()
+    } else {
+        "Succeeded".into()
+    }
+}

@@ -1,0 +1,437 @@
+//! The job-worker protocol of pipeline executions: poll (claim, mint artifact credentials, build
+//! the job data), acknowledge (nonce), report success (with continuation) or failure, manual
+//! approvals, and the sweeper for leases and approval timeouts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sluice_core::action_type::ActionTypeId;
+use sluice_core::job::JobStatus;
+use sluice_store::executions as rows;
+use sluice_store::jobs::{self, AckOutcome, JobRow};
+
+use crate::executions::{queue_key, step_status, Transition};
+use crate::keys::{JobScope, ObjectRef, TemporaryCredentials};
+use crate::{Engine, Error, Principal, Result};
+
+/// How long a polled job waits for its acknowledgement before it returns to the queue.
+pub const DISPATCH_LEASE_MILLIS: i64 = 60_000;
+/// How long an acknowledged job may run unless the action sets `timeoutInMinutes`.
+pub const DEFAULT_JOB_TIMEOUT_MILLIS: i64 = 3_600_000;
+
+/// An artifact location handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactLocation {
+    pub name: String,
+    pub bucket: String,
+    pub key: String,
+    pub revision: Option<String>,
+}
+
+/// A job as a worker sees it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub id: String,
+    pub nonce: Option<String>,
+    pub status: JobStatus,
+    pub action_type_id: ActionTypeId,
+    /// The action's configuration, secret values included.
+    pub configuration: BTreeMap<String, String>,
+    pub pipeline_name: String,
+    pub pipeline_arn: String,
+    pub pipeline_execution_id: String,
+    pub stage_name: String,
+    pub action_name: String,
+    pub action_execution_id: String,
+    pub input_artifacts: Vec<ArtifactLocation>,
+    pub output_artifacts: Vec<ArtifactLocation>,
+    pub credentials: Option<TemporaryCredentials>,
+    pub continuation_token: Option<String>,
+}
+
+/// An answer to a manual approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Approval<'a> {
+    pub pipeline: &'a str,
+    pub stage: &'a str,
+    pub action: &'a str,
+    pub token: &'a str,
+    pub approved: bool,
+    pub summary: &'a str,
+}
+
+/// What a worker reports with PutJobSuccessResult.
+#[derive(Debug, Clone, Default)]
+pub struct JobSuccess {
+    pub continuation_token: Option<String>,
+    pub summary: Option<String>,
+    pub external_execution_id: Option<String>,
+    pub percent_complete: Option<i64>,
+    pub revision: Option<String>,
+    pub output_variables: BTreeMap<String, String>,
+}
+
+fn locations(value: Option<&Value>) -> Vec<ArtifactLocation> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|a| ArtifactLocation {
+                    name: a.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    bucket: a.get("bucket").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    key: a.get("key").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    revision: a.get("revision").and_then(Value::as_str).map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn job_not_found(id: &str) -> Error {
+    Error::JobNotFound(format!("Job {id} was not found"))
+}
+
+fn step_data(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| json!({}))
+}
+
+impl Engine {
+    /// Claims up to `max` queued jobs of an action type (and queryable value), waiting up to
+    /// `wait` for one to arrive.
+    pub async fn poll_jobs(
+        &self,
+        type_id: &ActionTypeId,
+        query: Option<(String, String)>,
+        max: i64,
+        wait: Duration,
+    ) -> Result<Vec<JobView>> {
+        let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.jobs_ready().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.now_millis();
+            let claimed = self
+                .store()
+                .claim_jobs(&key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
+                .await?;
+            if !claimed.is_empty() {
+                let mut views = Vec::with_capacity(claimed.len());
+                for job in claimed {
+                    views.push(self.job_view(job, true).await?);
+                }
+                return Ok(views);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn job_row(&self, id: &str) -> Result<JobRow> {
+        let job = self.store().job(id).await?.ok_or_else(|| job_not_found(id))?;
+        if job.tenant != self.account().account_id {
+            return Err(job_not_found(id));
+        }
+        Ok(job)
+    }
+
+    /// GetJobDetails: the job with fresh artifact credentials while it is not finished.
+    pub async fn job_details(&self, id: &str) -> Result<JobView> {
+        let job = self.job_row(id).await?;
+        let live = !job.status.is_final();
+        self.job_view(job, live).await
+    }
+
+    async fn job_view(&self, job: JobRow, with_credentials: bool) -> Result<JobView> {
+        let execution_id = job.execution_id.clone().ok_or_else(|| job_not_found(&job.id))?;
+        let step_id = job.step_id.clone().ok_or_else(|| job_not_found(&job.id))?;
+        let execution = self.store().execution(&execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
+        let step = self
+            .store()
+            .steps_of(&execution_id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == step_id)
+            .ok_or_else(|| job_not_found(&job.id))?;
+        let data = step_data(&step.data);
+        let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
+        let stage = step.position as usize;
+        let action = def.spec.stages[stage]
+            .actions
+            .iter()
+            .find(|a| a.name == step.name)
+            .cloned()
+            .ok_or_else(|| job_not_found(&job.id))?;
+        let mut configuration = action.configuration.clone();
+        for (name, value) in self.pipeline_secrets(&def.name, def.version).await? {
+            let prefix = format!("{}/{}/", def.spec.stages[stage].name, action.name);
+            if let Some(property) = name.strip_prefix(&prefix) {
+                configuration.insert(property.to_string(), value);
+            }
+        }
+        let input_artifacts = locations(data.get("inputArtifacts"));
+        let output_artifacts = locations(data.get("outputArtifacts"));
+        let credentials = if with_credentials {
+            let scope = JobScope {
+                read: input_artifacts
+                    .iter()
+                    .map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() })
+                    .collect(),
+                write: output_artifacts
+                    .iter()
+                    .map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() })
+                    .collect(),
+            };
+            let expires = self.now_millis() + job_timeout(&def, stage, &action.name) + DISPATCH_LEASE_MILLIS;
+            Some(self.mint_job_credentials(&job.id, &scope, expires).await?)
+        } else {
+            None
+        };
+        Ok(JobView {
+            id: job.id,
+            nonce: job.nonce,
+            status: job.status,
+            action_type_id: action.type_id.clone(),
+            configuration,
+            pipeline_arn: self.account().pipeline_arn(&def.name),
+            pipeline_name: def.name.clone(),
+            pipeline_execution_id: execution_id,
+            stage_name: def.spec.stages[stage].name.clone(),
+            action_name: action.name.clone(),
+            action_execution_id: step_id,
+            input_artifacts,
+            output_artifacts,
+            credentials,
+            continuation_token: job.continuation_token,
+        })
+    }
+
+    /// AcknowledgeJob: the job's status after the acknowledgement.
+    pub async fn acknowledge_job(&self, id: &str, nonce: &str) -> Result<JobStatus> {
+        let job = self.job_row(id).await?;
+        let execution = job.execution_id.as_deref().unwrap_or_default();
+        let timeout = match self.store().execution(execution).await? {
+            Some(e) => {
+                let def = self.definition(&e.definition_name, Some(e.definition_version)).await?;
+                let step = self
+                    .store()
+                    .steps_of(execution)
+                    .await?
+                    .into_iter()
+                    .find(|s| Some(&s.id) == job.step_id.as_ref());
+                step.map(|s| job_timeout(&def, s.position as usize, &s.name))
+                    .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS)
+            }
+            None => DEFAULT_JOB_TIMEOUT_MILLIS,
+        };
+        let now = self.now_millis();
+        match self.store().acknowledge_job(id, nonce, now + timeout, now).await? {
+            AckOutcome::Acknowledged | AckOutcome::AlreadyInProgress => Ok(JobStatus::InProgress),
+            AckOutcome::NotFound => Err(job_not_found(id)),
+            AckOutcome::NotDispatched(status) if status.is_final() => Ok(status),
+            AckOutcome::InvalidNonce | AckOutcome::NotDispatched(_) => {
+                Err(Error::InvalidNonce(format!("The nonce {nonce} is not valid for job {id}")))
+            }
+        }
+    }
+
+    /// Opens a transition for a job's pipeline and checks the job is in progress.
+    async fn finishing(&self, id: &str) -> Result<(Transition<'_>, JobRow)> {
+        let job = self.job_row(id).await?;
+        let execution = self
+            .store()
+            .execution(job.execution_id.as_deref().unwrap_or_default())
+            .await?
+            .ok_or_else(|| job_not_found(id))?;
+        let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
+        let mut t = self.transition(def).await?;
+        let job = rows::job_in(&mut t.tx, id).await?.ok_or_else(|| job_not_found(id))?;
+        if job.status != JobStatus::InProgress {
+            return Err(Error::InvalidJobState(format!(
+                "Job {id} is {}; only an acknowledged (InProgress) job can report a result",
+                job.status
+            )));
+        }
+        Ok((t, job))
+    }
+
+    /// PutJobSuccessResult.
+    pub async fn put_job_success(&self, id: &str, success: JobSuccess) -> Result<()> {
+        let (mut t, job) = self.finishing(id).await?;
+        let now = t.now;
+        jobs::finish(&mut t.tx, id, JobStatus::Succeeded, None, now).await?;
+        let step_id = job.step_id.clone().unwrap_or_default();
+        let mut step = rows::step_in(&mut t.tx, &step_id).await?.ok_or_else(|| job_not_found(id))?;
+        let mut data = step_data(&step.data);
+        for (field, value) in [
+            ("summary", success.summary.clone().map(Value::from)),
+            ("externalExecutionId", success.external_execution_id.clone().map(Value::from)),
+            ("percentComplete", success.percent_complete.map(Value::from)),
+        ] {
+            if let Some(value) = value {
+                data[field] = value;
+            }
+        }
+        let execution =
+            rows::execution_in(&mut t.tx, &step.execution_id).await?.ok_or_else(|| job_not_found(id))?;
+        if let Some(token) = success.continuation_token.as_deref() {
+            step.data = data.to_string();
+            rows::update_step(&mut t.tx, &step).await?;
+            let def = t.def_of(execution.definition_version).await?;
+            let stage = step.position as usize;
+            let action = def.spec.stages[stage]
+                .actions
+                .iter()
+                .find(|a| a.name == step.name)
+                .cloned()
+                .ok_or_else(|| job_not_found(id))?;
+            t.enqueue_job(&def, &execution, &step.id, stage, &action, Some(token)).await?;
+        } else {
+            if let Some(revision) = &success.revision {
+                data["revision"] = json!(revision);
+            }
+            if !success.output_variables.is_empty() {
+                data["outputVariables"] = json!(success.output_variables);
+            }
+            step.status = step_status::SUCCEEDED.into();
+            step.finished_at = Some(now);
+            step.data = data.to_string();
+            rows::update_step(&mut t.tx, &step).await?;
+            t.record_outputs(&execution, &data).await?;
+            t.step_done(&step);
+            t.run().await?;
+        }
+        t.commit().await?;
+        self.revoke_job_credentials(id).await
+    }
+
+    /// PutJobFailureResult.
+    pub async fn put_job_failure(&self, id: &str, failure_type: &str, message: &str) -> Result<()> {
+        let (mut t, job) = self.finishing(id).await?;
+        let now = t.now;
+        jobs::finish(&mut t.tx, id, JobStatus::Failed, Some(message), now).await?;
+        let step_id = job.step_id.clone().unwrap_or_default();
+        fail_step(&mut t, &step_id, failure_type, message).await?;
+        t.run().await?;
+        t.commit().await?;
+        self.revoke_job_credentials(id).await
+    }
+
+    /// PutApprovalResult: Approved continues, Rejected fails the action. Returns when it was recorded.
+    pub async fn put_approval_result(&self, actor: &Principal, approval: &Approval<'_>) -> Result<i64> {
+        let Approval { pipeline, stage, action, token, approved, summary } = *approval;
+        let def = self.definition(pipeline, None).await?;
+        let mut t = self.transition(def).await?;
+        let invalid = || {
+            Error::InvalidApprovalToken(format!(
+                "The approval token {token} is not valid for {pipeline}/{stage}/{action}"
+            ))
+        };
+        let (_, step_id, resolved) = rows::wait_by_token(&mut t.tx, token).await?.ok_or_else(invalid)?;
+        let mut step = rows::step_in(&mut t.tx, &step_id).await?.ok_or_else(invalid)?;
+        let mut data = step_data(&step.data);
+        let execution = rows::execution_in(&mut t.tx, &step.execution_id).await?.ok_or_else(invalid)?;
+        let matches = execution.definition_name == pipeline
+            && data.get("stage").and_then(Value::as_str) == Some(stage)
+            && step.name == action;
+        if !matches {
+            return Err(invalid());
+        }
+        if resolved || step.status != step_status::IN_PROGRESS {
+            return Err(Error::ApprovalAlreadyCompleted(format!(
+                "The approval for {stage}/{action} is already complete"
+            )));
+        }
+        let now = t.now;
+        data["summary"] = json!(summary);
+        data["approver"] = json!(actor.arn);
+        data["approvalStatus"] = json!(if approved { "Approved" } else { "Rejected" });
+        if !approved {
+            data["errorDetails"] =
+                json!({"code": "JobFailed", "message": format!("Rejected by {}: {summary}", actor.arn)});
+        }
+        step.status = if approved { step_status::SUCCEEDED } else { step_status::FAILED }.into();
+        step.finished_at = Some(now);
+        step.data = data.to_string();
+        rows::update_step(&mut t.tx, &step).await?;
+        rows::resolve_waits(&mut t.tx, &step.id, now).await?;
+        t.step_done(&step);
+        t.run().await?;
+        t.commit().await?;
+        Ok(now)
+    }
+
+    /// One pass of the sweeper: unacknowledged jobs back to the queue, overdue jobs and
+    /// approvals fail their actions. Returns how many rows it changed.
+    pub async fn sweep(&self) -> Result<u64> {
+        let now = self.now_millis();
+        let mut changed = self.store().requeue_unacknowledged(now).await?;
+        if changed > 0 {
+            self.notify_queue("");
+        }
+        for job in self.store().time_out_expired(now).await? {
+            changed += 1;
+            let (Some(execution), Some(step_id)) = (job.execution_id.as_deref(), job.step_id.as_deref())
+            else {
+                continue;
+            };
+            self.fail_from_sweeper(
+                execution,
+                step_id,
+                "JobTimedOut",
+                "The job was not finished before its timeout",
+            )
+            .await?;
+            self.revoke_job_credentials(&job.id).await?;
+        }
+        for (execution, step_id) in self.store().due_waits("approval", now, 100).await? {
+            changed += 1;
+            self.fail_from_sweeper(&execution, &step_id, "JobFailed", "The approval timed out").await?;
+        }
+        Ok(changed)
+    }
+
+    async fn fail_from_sweeper(
+        &self,
+        execution: &str,
+        step_id: &str,
+        code: &str,
+        message: &str,
+    ) -> Result<()> {
+        let Some(row) = self.store().execution(execution).await? else { return Ok(()) };
+        let def = self.definition(&row.definition_name, Some(row.definition_version)).await?;
+        let mut t = self.transition(def).await?;
+        fail_step(&mut t, step_id, code, message).await?;
+        rows::resolve_waits(&mut t.tx, step_id, t.now).await?;
+        t.run().await?;
+        t.commit().await
+    }
+}
+
+async fn fail_step(t: &mut Transition<'_>, step_id: &str, code: &str, message: &str) -> Result<()> {
+    let Some(mut step) = rows::step_in(&mut t.tx, step_id).await? else { return Ok(()) };
+    if step.status != step_status::IN_PROGRESS {
+        return Ok(());
+    }
+    let mut data = step_data(&step.data);
+    data["errorDetails"] = json!({"code": code, "message": message});
+    step.status = step_status::FAILED.into();
+    step.finished_at = Some(t.now);
+    step.data = data.to_string();
+    rows::update_step(&mut t.tx, &step).await?;
+    t.step_done(&step);
+    Ok(())
+}
+
+fn job_timeout(def: &crate::executions::Definition, stage: usize, action: &str) -> i64 {
+    def.declaration["stages"][stage]["actions"]
+        .as_array()
+        .and_then(|actions| actions.iter().find(|a| a["name"] == action))
+        .and_then(|a| a.get("timeoutInMinutes"))
+        .and_then(Value::as_i64)
+        .map(|minutes| minutes * 60_000)
+        .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS)
+}

@@ -1,0 +1,334 @@
+//! Executions and their steps (pipeline executions and action executions today). Transitions
+//! run inside one transaction the engine opens; [`lock_pipeline`] serialises the transitions of
+//! one pipeline on both backends (a write first, so SQLite takes its write lock at once).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Result, Store, Tx};
+
+/// One execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRow {
+    pub id: String,
+    pub kind: String,
+    pub tenant: String,
+    pub definition_name: String,
+    pub definition_version: i64,
+    pub status: String,
+    pub client_token: Option<String>,
+    pub data: String,
+    pub stage_index: i64,
+    pub stage_state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// One step (an action execution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub id: String,
+    pub execution_id: String,
+    pub name: String,
+    pub position: i64,
+    pub status: String,
+    pub attempt: i64,
+    pub data: String,
+    pub error: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const EXECUTION_COLUMNS: &str =
+    "id, kind, tenant, definition_name, definition_version, status, client_token, \
+     data, stage_index, stage_state, created_at, updated_at, finished_at";
+const STEP_COLUMNS: &str =
+    "id, execution_id, name, position, status, attempt, data, error, started_at, finished_at";
+
+fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
+    Ok(ExecutionRow {
+        id: row.try_get(0)?,
+        kind: row.try_get(1)?,
+        tenant: row.try_get(2)?,
+        definition_name: row.try_get(3)?,
+        definition_version: row.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+        status: row.try_get(5)?,
+        client_token: row.try_get(6)?,
+        data: row.try_get(7)?,
+        stage_index: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
+        stage_state: row.try_get::<Option<String>, _>(9)?.unwrap_or_default(),
+        created_at: row.try_get(10)?,
+        updated_at: row.try_get(11)?,
+        finished_at: row.try_get(12)?,
+    })
+}
+
+fn decode_step(row: &AnyRow) -> Result<StepRow> {
+    Ok(StepRow {
+        id: row.try_get(0)?,
+        execution_id: row.try_get(1)?,
+        name: row.try_get(2)?,
+        position: row.try_get(3)?,
+        status: row.try_get(4)?,
+        attempt: row.try_get(5)?,
+        data: row.try_get(6)?,
+        error: row.try_get(7)?,
+        started_at: row.try_get(8)?,
+        finished_at: row.try_get(9)?,
+    })
+}
+
+/// Serialises transitions of one pipeline; false if the pipeline does not exist.
+pub async fn lock_pipeline(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE pipelines SET version = version WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO executions (id, kind, tenant, definition_name, definition_version, status, client_token,
+                                 data, stage_index, stage_state, created_at, updated_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(&row.id)
+    .bind(&row.kind)
+    .bind(&row.tenant)
+    .bind(&row.definition_name)
+    .bind(row.definition_version)
+    .bind(&row.status)
+    .bind(&row.client_token)
+    .bind(&row.data)
+    .bind(row.stage_index)
+    .bind(&row.stage_state)
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .bind(row.finished_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes an execution's mutable fields.
+pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
+    sqlx::query(
+        "UPDATE executions SET status = $2, data = $3, stage_index = $4, stage_state = $5,
+             updated_at = $6, finished_at = $7
+         WHERE id = $1",
+    )
+    .bind(&row.id)
+    .bind(&row.status)
+    .bind(&row.data)
+    .bind(row.stage_index)
+    .bind(&row.stage_state)
+    .bind(row.updated_at)
+    .bind(row.finished_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn execution_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<ExecutionRow>> {
+    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode_execution).transpose()
+}
+
+/// The execution started with this client token, if any.
+pub async fn execution_by_token(
+    tx: &mut Tx<'_>,
+    kind: &str,
+    tenant: &str,
+    name: &str,
+    token: &str,
+) -> Result<Option<ExecutionRow>> {
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions
+         WHERE kind = $1 AND tenant = $2 AND definition_name = $3 AND client_token = $4"
+    );
+    let row =
+        sqlx::query(&sql).bind(kind).bind(tenant).bind(name).bind(token).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode_execution).transpose()
+}
+
+/// In-progress executions of a pipeline in `stage_state` at `stage_index`, oldest first.
+pub async fn executions_at_stage(
+    tx: &mut Tx<'_>,
+    name: &str,
+    stage_index: i64,
+    stage_state: &str,
+) -> Result<Vec<ExecutionRow>> {
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions
+         WHERE definition_name = $1 AND stage_index = $2 AND stage_state = $3 AND status = 'InProgress'
+         ORDER BY created_at, id"
+    );
+    let rows = sqlx::query(&sql).bind(name).bind(stage_index).bind(stage_state).fetch_all(&mut **tx).await?;
+    rows.iter().map(decode_execution).collect()
+}
+
+pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO steps (id, execution_id, name, position, status, attempt, data, error, started_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.id)
+    .bind(&row.execution_id)
+    .bind(&row.name)
+    .bind(row.position)
+    .bind(&row.status)
+    .bind(row.attempt)
+    .bind(&row.data)
+    .bind(&row.error)
+    .bind(row.started_at)
+    .bind(row.finished_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
+    sqlx::query("UPDATE steps SET status = $2, data = $3, error = $4, finished_at = $5 WHERE id = $1")
+        .bind(&row.id)
+        .bind(&row.status)
+        .bind(&row.data)
+        .bind(&row.error)
+        .bind(row.finished_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn step_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<StepRow>> {
+    let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode_step).transpose()
+}
+
+/// Steps of an execution at one position (a stage), in start order.
+pub async fn steps_at(tx: &mut Tx<'_>, execution_id: &str, position: i64) -> Result<Vec<StepRow>> {
+    let sql = format!(
+        "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 AND position = $2 ORDER BY started_at, id"
+    );
+    let rows = sqlx::query(&sql).bind(execution_id).bind(position).fetch_all(&mut **tx).await?;
+    rows.iter().map(decode_step).collect()
+}
+
+impl Store {
+    pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(decode_execution).transpose()
+    }
+
+    /// Executions of a definition, newest first, strictly before the (created_at, id) cursor.
+    pub async fn list_executions(
+        &self,
+        kind: &str,
+        tenant: &str,
+        name: &str,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ExecutionRow>> {
+        let (at, id) = before.unwrap_or((i64::MAX, ""));
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions
+             WHERE kind = $1 AND tenant = $2 AND definition_name = $3
+               AND (created_at < $4 OR (created_at = $4 AND id < $5) OR $5 = '')
+             ORDER BY created_at DESC, id DESC LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind)
+            .bind(tenant)
+            .bind(name)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(decode_execution).collect()
+    }
+
+    /// Every step of an execution, in start order.
+    pub async fn steps_of(&self, execution_id: &str) -> Result<Vec<StepRow>> {
+        let sql = format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 ORDER BY position, started_at, id"
+        );
+        let rows = sqlx::query(&sql).bind(execution_id).fetch_all(self.pool()).await?;
+        rows.iter().map(decode_step).collect()
+    }
+}
+
+/// A wait to record (an approval, a timer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWait<'a> {
+    pub id: &'a str,
+    pub execution_id: &'a str,
+    pub step_id: &'a str,
+    pub kind: &'a str,
+    pub token: Option<&'a str>,
+    pub due_at: Option<i64>,
+    pub at: i64,
+}
+
+pub async fn insert_wait(tx: &mut Tx<'_>, wait: &NewWait<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO waits (id, execution_id, step_id, kind, token, due_at, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
+    )
+    .bind(wait.id)
+    .bind(wait.execution_id)
+    .bind(wait.step_id)
+    .bind(wait.kind)
+    .bind(wait.token)
+    .bind(wait.due_at)
+    .bind(wait.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks a step's open waits resolved.
+pub async fn resolve_waits(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<()> {
+    sqlx::query("UPDATE waits SET resolved_at = $2 WHERE step_id = $1 AND resolved_at IS NULL")
+        .bind(step_id)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Unresolved waits of `kind` due at or before `now`: (execution id, step id).
+    pub async fn due_waits(&self, kind: &str, now: i64, limit: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT execution_id, step_id FROM waits
+             WHERE resolved_at IS NULL AND kind = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3",
+        )
+        .bind(kind)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+}
+
+/// An approval wait found by its token: (execution id, step id, resolved).
+pub async fn wait_by_token(tx: &mut Tx<'_>, token: &str) -> Result<Option<(String, String, bool)>> {
+    let row = sqlx::query(
+        "SELECT execution_id, step_id, resolved_at FROM waits WHERE token = $1 AND kind = 'approval'",
+    )
+    .bind(token)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<Option<i64>, _>(2)?.is_some()))).transpose()
+}
+
+/// A job read inside a transition.
+pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<crate::jobs::JobRow>> {
+    crate::jobs::job_in(tx, id).await
+}
