@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod codepipeline;
+mod executions;
 mod fuzz;
 mod server;
 mod support;
