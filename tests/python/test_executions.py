@@ -300,3 +300,53 @@ def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):
         assert statuses(setup, ids) == ["Succeeded"] * 3
     finally:
         again.stop()
+
+
+def test_third_party_jobs_need_the_client_token(cp, endpoint):
+    import json as _json
+    import subprocess
+
+    from sluice_testlib import binary_path, clean_env
+
+    provider = unique("Vendor")[:35]
+    registered = subprocess.run(
+        [str(binary_path()), "action-types", "register-third-party", "--category", "Deploy",
+         "--provider", provider, "--version", "1", "--input-artifacts", "1..1", "--output-artifacts", "0..0"],
+        env=clean_env(SLUICE_ENDPOINT=endpoint, AWS_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID,
+                      AWS_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY),
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    client = _json.loads(registered.stdout)
+    setup = Setup(cp, endpoint, approval=False)
+    declaration = cp.get_pipeline(name=setup.name)["pipeline"]
+    type_id = {"category": "Deploy", "owner": "ThirdParty", "provider": provider, "version": "1"}
+    declaration["stages"][1]["actions"][0].update(actionTypeId=type_id, configuration={}, outputArtifacts=[])
+    cp.update_pipeline(pipeline=declaration)
+    execution_id = setup.start()
+
+    [polled] = cp.poll_for_third_party_jobs(actionTypeId=type_id, maxBatchSize=5)["jobs"]
+    assert polled["clientId"] == client["clientId"]
+    job_id = polled["jobId"]
+    for call in [
+        lambda token: cp.get_third_party_job_details(jobId=job_id, clientToken=token),
+        lambda token: cp.put_third_party_job_success_result(jobId=job_id, clientToken=token),
+    ]:
+        with pytest.raises(ClientError) as refused:
+            call("not-the-token")
+        assert error_code(refused.value) == "InvalidClientTokenException"
+    details = cp.get_third_party_job_details(jobId=job_id, clientToken=client["clientToken"])["jobDetails"]
+    assert details["nonce"] and details["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+    assert details["data"]["artifactCredentials"]["sessionToken"]
+    with pytest.raises(ClientError) as wrong_ack:
+        cp.acknowledge_third_party_job(jobId=job_id, nonce=details["nonce"], clientToken="nope")
+    assert error_code(wrong_ack.value) == "InvalidClientTokenException"
+    assert setup.execution(execution_id)["status"] == "InProgress", "a refused call changes nothing"
+    ack = cp.acknowledge_third_party_job(jobId=job_id, nonce=details["nonce"], clientToken=client["clientToken"])
+    assert ack["status"] == "InProgress"
+    cp.put_third_party_job_failure_result(
+        jobId=job_id, clientToken=client["clientToken"],
+        failureDetails={"type": "ConfigurationError", "message": "vendor says no"},
+    )
+    assert setup.execution(execution_id)["status"] == "Failed"
+    failed = setup.action_state("Build")["latestExecution"]
+    assert failed["errorDetails"] == {"code": "ConfigurationError", "message": "vendor says no"}

@@ -142,11 +142,9 @@ def test_unknown_target_prefix(endpoint):
     assert_aws_error(response, response.status_code)
 
 
-@pytest.mark.parametrize("operation", ["StopPipelineExecution", "PollForThirdPartyJobs", "ListActionExecutions"])
+@pytest.mark.parametrize("operation", ["StopPipelineExecution", "RetryStageExecution", "ListActionExecutions"])
 def test_modelled_but_not_built_operation(endpoint, operation):
-    body = {"pipelineName": "whatever", "pipelineExecutionId": "x"} if operation != "PollForThirdPartyJobs" else {
-        "actionTypeId": {"category": "Build", "owner": "ThirdParty", "provider": "X", "version": "1"}
-    }
+    body = {"pipelineName": "whatever", "pipelineExecutionId": "x"}
     response = signed_post(endpoint, operation, body)
     assert_aws_error(response, 400, "UnknownOperationException")
 
@@ -263,7 +261,7 @@ OPERATIONS = [
     "CreatePipeline", "GetPipeline", "UpdatePipeline", "DeletePipeline", "ListPipelines",
     "TagResource", "UntagResource", "ListTagsForResource",
 ]
-UNBUILT = ["StopPipelineExecution", "PollForThirdPartyJobs", "RetryStageExecution", "DisableStageTransition"]
+UNBUILT = ["StopPipelineExecution", "ListActionExecutions", "RetryStageExecution", "DisableStageTransition"]
 
 FUZZ_SEED = 20150709
 FUZZ_SIGNED = 300

@@ -1,6 +1,8 @@
 //! CodePipeline executions and the job-worker protocol on the wire: StartPipelineExecution,
 //! GetPipelineExecution, ListPipelineExecutions, GetPipelineState, PollForJobs, AcknowledgeJob,
-//! GetJobDetails, PutJobSuccessResult, PutJobFailureResult, PutApprovalResult.
+//! GetJobDetails, PutJobSuccessResult, PutJobFailureResult, PutApprovalResult, and the
+//! third-party variants (PollForThirdPartyJobs, AcknowledgeThirdPartyJob, GetThirdPartyJobDetails,
+//! PutThirdPartyJobSuccessResult, PutThirdPartyJobFailureResult) which require the client token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +30,11 @@ pub const OPERATIONS: &[&str] = &[
     "PutJobSuccessResult",
     "PutJobFailureResult",
     "PutApprovalResult",
+    "PollForThirdPartyJobs",
+    "AcknowledgeThirdPartyJob",
+    "GetThirdPartyJobDetails",
+    "PutThirdPartyJobSuccessResult",
+    "PutThirdPartyJobFailureResult",
 ];
 
 macro_rules! with_input {
@@ -57,6 +64,11 @@ pub async fn call(
         "PutJobSuccessResult" => with_input!(input, |i| success(engine, i)),
         "PutJobFailureResult" => with_input!(input, |i| failure(engine, i)),
         "PutApprovalResult" => with_input!(input, |i| approval(engine, principal, i)),
+        "PollForThirdPartyJobs" => with_input!(input, |i| poll_third_party(engine, i)),
+        "AcknowledgeThirdPartyJob" => with_input!(input, |i| acknowledge_third_party(engine, i)),
+        "GetThirdPartyJobDetails" => with_input!(input, |i| third_party_details(engine, i)),
+        "PutThirdPartyJobSuccessResult" => with_input!(input, |i| third_party_success(engine, i)),
+        "PutThirdPartyJobFailureResult" => with_input!(input, |i| third_party_failure(engine, i)),
         _ => return None,
     };
     Some(result)
@@ -347,20 +359,34 @@ struct SuccessInput {
     output_variables: Option<BTreeMap<String, String>>,
 }
 
-async fn success(engine: &Engine, input: SuccessInput) -> Result<String, AwsError> {
-    let details = input.execution_details.unwrap_or(WireExecutionDetails {
+fn job_success(
+    details: Option<WireExecutionDetails>,
+    revision: Option<WireRevision>,
+    continuation_token: Option<String>,
+    output_variables: Option<BTreeMap<String, String>>,
+) -> JobSuccess {
+    let details = details.unwrap_or(WireExecutionDetails {
         summary: None,
         external_execution_id: None,
         percent_complete: None,
     });
-    let outcome = JobSuccess {
-        continuation_token: input.continuation_token,
+    JobSuccess {
+        continuation_token,
         summary: details.summary,
         external_execution_id: details.external_execution_id,
         percent_complete: details.percent_complete,
-        revision: input.current_revision.map(|r| r.revision),
-        output_variables: input.output_variables.unwrap_or_default(),
-    };
+        revision: revision.map(|r| r.revision),
+        output_variables: output_variables.unwrap_or_default(),
+    }
+}
+
+async fn success(engine: &Engine, input: SuccessInput) -> Result<String, AwsError> {
+    let outcome = job_success(
+        input.execution_details,
+        input.current_revision,
+        input.continuation_token,
+        input.output_variables,
+    );
     engine.put_job_success(&input.job_id, outcome).await?;
     Ok("{}".into())
 }
@@ -414,4 +440,77 @@ async fn approval(engine: &Engine, principal: &Principal, input: ApprovalInput) 
     };
     let at = engine.put_approval_result(principal, &approval).await?;
     Ok(json!({"approvedAt": timestamp(at)}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PollThirdPartyInput {
+    action_type_id: WireActionTypeId,
+    max_batch_size: Option<i64>,
+}
+
+async fn poll_third_party(engine: &Engine, input: PollThirdPartyInput) -> Result<String, AwsError> {
+    let type_id = input.action_type_id.to_core()?;
+    let jobs = engine.poll_third_party_jobs(&type_id, input.max_batch_size.unwrap_or(1), POLL_WAIT).await?;
+    let wire: Vec<Value> =
+        jobs.into_iter().map(|(client_id, job_id)| json!({"clientId": client_id, "jobId": job_id})).collect();
+    Ok(json!({"jobs": wire}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThirdPartyAckInput {
+    job_id: String,
+    nonce: String,
+    client_token: String,
+}
+
+async fn acknowledge_third_party(engine: &Engine, input: ThirdPartyAckInput) -> Result<String, AwsError> {
+    let status = engine.acknowledge_third_party_job(&input.job_id, &input.nonce, &input.client_token).await?;
+    Ok(json!({"status": status.as_str()}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThirdPartyJobInput {
+    job_id: String,
+    client_token: String,
+}
+
+async fn third_party_details(engine: &Engine, input: ThirdPartyJobInput) -> Result<String, AwsError> {
+    let job = engine.third_party_job_details(&input.job_id, &input.client_token).await?;
+    Ok(json!({"jobDetails": {"id": job.id, "data": job_data(&job), "nonce": job.nonce}}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThirdPartySuccessInput {
+    job_id: String,
+    client_token: String,
+    current_revision: Option<WireRevision>,
+    continuation_token: Option<String>,
+    execution_details: Option<WireExecutionDetails>,
+}
+
+async fn third_party_success(engine: &Engine, input: ThirdPartySuccessInput) -> Result<String, AwsError> {
+    let outcome =
+        job_success(input.execution_details, input.current_revision, input.continuation_token, None);
+    engine.put_third_party_success(&input.job_id, &input.client_token, outcome).await?;
+    Ok("{}".into())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThirdPartyFailureInput {
+    job_id: String,
+    client_token: String,
+    failure_details: WireFailure,
+}
+
+async fn third_party_failure(engine: &Engine, input: ThirdPartyFailureInput) -> Result<String, AwsError> {
+    let failure = &input.failure_details;
+    engine
+        .put_third_party_failure(&input.job_id, &input.client_token, &failure.kind, &failure.message)
+        .await?;
+    Ok("{}".into())
 }

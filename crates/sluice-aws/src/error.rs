@@ -60,6 +60,7 @@ impl From<EngineError> for AwsError {
             EngineError::AccessDenied(_) => ("AccessDeniedException", 400),
             EngineError::JobNotFound(_) => ("JobNotFoundException", 400),
             EngineError::InvalidNonce(_) => ("InvalidNonceException", 400),
+            EngineError::InvalidClientToken(_) => ("InvalidClientTokenException", 400),
             EngineError::InvalidJobState(_) => ("InvalidJobStateException", 400),
             EngineError::InvalidApprovalToken(_) => ("InvalidApprovalTokenException", 400),
             EngineError::ApprovalAlreadyCompleted(_) => ("ApprovalAlreadyCompletedException", 400),

@@ -58,6 +58,8 @@ pub enum Error {
     #[error("{0}")]
     InvalidNonce(String),
     #[error("{0}")]
+    InvalidClientToken(String),
+    #[error("{0}")]
     InvalidJobState(String),
     #[error("{0}")]
     InvalidApprovalToken(String),

@@ -435,3 +435,105 @@ fn job_timeout(def: &crate::executions::Definition, stage: usize, action: &str) 
         .map(|minutes| minutes * 60_000)
         .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS)
 }
+
+/// Third-party jobs: the same jobs, reached with the action type's client token.
+impl Engine {
+    /// PollForThirdPartyJobs: claims jobs of a third-party type; returns (client id, job id).
+    pub async fn poll_third_party_jobs(
+        &self,
+        type_id: &ActionTypeId,
+        max: i64,
+        wait: Duration,
+    ) -> Result<Vec<(String, String)>> {
+        let Some(client) = self.store().third_party_client(type_id).await? else {
+            return Err(Error::ActionTypeNotFound(format!(
+                "No third-party action type {type_id} is registered"
+            )));
+        };
+        let key = queue_key(type_id, None);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.jobs_ready().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.now_millis();
+            let claimed = self
+                .store()
+                .claim_jobs(&key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
+                .await?;
+            if !claimed.is_empty() {
+                return Ok(claimed.into_iter().map(|job| (client.client_id.clone(), job.id)).collect());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Checks `client_token` against the client of the job's action type.
+    async fn check_client_token(&self, job_id: &str, client_token: &str) -> Result<JobRow> {
+        use subtle::ConstantTimeEq;
+        let job = self.job_row(job_id).await?;
+        let type_id = job.queue_key.split('|').next().unwrap_or_default().to_string();
+        let invalid = || Error::InvalidClientToken(format!("The client token is not valid for job {job_id}"));
+        let id = parse_type_id(&type_id).ok_or_else(invalid)?;
+        let client = self.store().third_party_client(&id).await?.ok_or_else(invalid)?;
+        let expected = self
+            .secrets
+            .open(&client.client_token_enc)
+            .ok_or_else(|| Error::Internal(format!("client token of {type_id} cannot be decrypted")))?;
+        if bool::from(expected.as_slice().ct_eq(client_token.as_bytes())) {
+            Ok(job)
+        } else {
+            Err(invalid())
+        }
+    }
+
+    pub async fn third_party_job_details(&self, job_id: &str, client_token: &str) -> Result<JobView> {
+        self.check_client_token(job_id, client_token).await?;
+        self.job_details(job_id).await
+    }
+
+    pub async fn acknowledge_third_party_job(
+        &self,
+        job_id: &str,
+        nonce: &str,
+        client_token: &str,
+    ) -> Result<JobStatus> {
+        self.check_client_token(job_id, client_token).await?;
+        self.acknowledge_job(job_id, nonce).await
+    }
+
+    pub async fn put_third_party_success(
+        &self,
+        job_id: &str,
+        client_token: &str,
+        success: JobSuccess,
+    ) -> Result<()> {
+        self.check_client_token(job_id, client_token).await?;
+        self.put_job_success(job_id, success).await
+    }
+
+    pub async fn put_third_party_failure(
+        &self,
+        job_id: &str,
+        client_token: &str,
+        kind: &str,
+        message: &str,
+    ) -> Result<()> {
+        self.check_client_token(job_id, client_token).await?;
+        self.put_job_failure(job_id, kind, message).await
+    }
+}
+
+/// `Category/Owner/Provider/Version` back into an id.
+fn parse_type_id(text: &str) -> Option<ActionTypeId> {
+    let mut parts = text.split('/');
+    let id = ActionTypeId {
+        category: parts.next()?.parse().ok()?,
+        owner: parts.next()?.parse().ok()?,
+        provider: parts.next()?.to_string(),
+        version: parts.next()?.to_string(),
+    };
+    parts.next().is_none().then_some(id)
+}

@@ -10,12 +10,13 @@ use sluice_core::clock::{Clock, SystemClock};
 
 use crate::support::{Db, TestServer, ROOT_ID, ROOT_SECRET};
 
-/// Every served operation (but PollForJobs, which waits for work) and two modelled ones that are
+/// Every served operation (but the polls, which wait for work) and two modelled ones that are
 /// not served yet.
 fn operations() -> Vec<&'static str> {
     let mut all = sluice_aws::codepipeline::OPERATIONS.to_vec();
-    all.extend(sluice_aws::codepipeline_runs::OPERATIONS.iter().filter(|op| **op != "PollForJobs"));
-    all.extend(["StopPipelineExecution", "PollForThirdPartyJobs"]);
+    let waits_for_work = ["PollForJobs", "PollForThirdPartyJobs"];
+    all.extend(sluice_aws::codepipeline_runs::OPERATIONS.iter().filter(|op| !waits_for_work.contains(op)));
+    all.extend(["StopPipelineExecution", "RetryStageExecution"]);
     all
 }
 
