@@ -350,3 +350,31 @@ def test_third_party_jobs_need_the_client_token(cp, endpoint):
     assert setup.execution(execution_id)["status"] == "Failed"
     failed = setup.action_state("Build")["latestExecution"]
     assert failed["errorDetails"] == {"code": "ConfigurationError", "message": "vendor says no"}
+
+
+def test_stop_waits_for_running_actions_or_abandons_them(setup, cp):
+    # Without abandon: Stopping until the running approval is answered, then Stopped.
+    first = setup.start()
+    cp.stop_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=first, reason="enough")
+    assert setup.execution(first)["status"] == "Stopping"
+    with pytest.raises(ClientError) as again:
+        cp.stop_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=first)
+    assert error_code(again.value) == "DuplicatedStopRequestException"
+    setup.approve()
+    assert setup.execution(first)["status"] == "Stopped"
+    setup.poll(expect=0)  # a stopping execution starts nothing new
+
+    # With abandon: the running build job is abandoned at once and its worker is refused.
+    second = setup.start()
+    setup.approve()
+    [job] = setup.poll()
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp.stop_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=second, abandon=True)
+    assert setup.execution(second)["status"] == "Stopped"
+    assert setup.action_state("Build")["latestExecution"]["status"] == "Abandoned"
+    with pytest.raises(ClientError) as late:
+        cp.put_job_success_result(jobId=job["id"])
+    assert error_code(late.value) == "InvalidJobStateException"
+    with pytest.raises(ClientError) as done:
+        cp.stop_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=second)
+    assert error_code(done.value) == "PipelineExecutionNotStoppableException"

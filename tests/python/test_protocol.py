@@ -142,9 +142,10 @@ def test_unknown_target_prefix(endpoint):
     assert_aws_error(response, response.status_code)
 
 
-@pytest.mark.parametrize("operation", ["StopPipelineExecution", "RetryStageExecution", "ListActionExecutions"])
+@pytest.mark.parametrize("operation", ["RetryStageExecution", "ListActionExecutions", "DisableStageTransition"])
 def test_modelled_but_not_built_operation(endpoint, operation):
-    body = {"pipelineName": "whatever", "pipelineExecutionId": "x"}
+    body = {"pipelineName": "whatever", "pipelineExecutionId": "x", "stageName": "s", "retryMode": "ALL_ACTIONS",
+            "transitionType": "Inbound", "reason": "r"}
     response = signed_post(endpoint, operation, body)
     assert_aws_error(response, 400, "UnknownOperationException")
 
@@ -261,7 +262,7 @@ OPERATIONS = [
     "CreatePipeline", "GetPipeline", "UpdatePipeline", "DeletePipeline", "ListPipelines",
     "TagResource", "UntagResource", "ListTagsForResource",
 ]
-UNBUILT = ["StopPipelineExecution", "ListActionExecutions", "RetryStageExecution", "DisableStageTransition"]
+UNBUILT = ["ListActionExecutions", "RetryStageExecution", "DisableStageTransition", "EnableStageTransition"]
 
 FUZZ_SEED = 20150709
 FUZZ_SIGNED = 300

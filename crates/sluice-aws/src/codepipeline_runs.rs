@@ -21,6 +21,7 @@ pub const POLL_WAIT: Duration = Duration::from_secs(1);
 
 pub const OPERATIONS: &[&str] = &[
     "StartPipelineExecution",
+    "StopPipelineExecution",
     "GetPipelineExecution",
     "ListPipelineExecutions",
     "GetPipelineState",
@@ -55,6 +56,7 @@ pub async fn call(
 ) -> Option<Result<String, AwsError>> {
     let result = match operation {
         "StartPipelineExecution" => with_input!(input, |i| start(engine, principal, i)),
+        "StopPipelineExecution" => with_input!(input, |i| stop(engine, principal, i)),
         "GetPipelineExecution" => with_input!(input, |i| get_execution(engine, i)),
         "ListPipelineExecutions" => with_input!(input, |i| list_executions(engine, i)),
         "GetPipelineState" => with_input!(input, |i| state(engine, i)),
@@ -98,6 +100,22 @@ async fn start(engine: &Engine, principal: &Principal, input: StartInput) -> Res
         .start_pipeline_execution(principal, &input.name, variables, input.client_request_token)
         .await?;
     Ok(json!({"pipelineExecutionId": id}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StopInput {
+    pipeline_name: String,
+    pipeline_execution_id: String,
+    abandon: Option<bool>,
+}
+
+async fn stop(engine: &Engine, principal: &Principal, input: StopInput) -> Result<String, AwsError> {
+    let abandon = input.abandon.unwrap_or(false);
+    engine
+        .stop_pipeline_execution(principal, &input.pipeline_name, &input.pipeline_execution_id, abandon)
+        .await?;
+    Ok(json!({"pipelineExecutionId": input.pipeline_execution_id}).to_string())
 }
 
 fn data_of(row: &ExecutionRow) -> Value {

@@ -65,6 +65,8 @@ impl From<EngineError> for AwsError {
             EngineError::InvalidApprovalToken(_) => ("InvalidApprovalTokenException", 400),
             EngineError::ApprovalAlreadyCompleted(_) => ("ApprovalAlreadyCompletedException", 400),
             EngineError::PipelineExecutionNotFound(_) => ("PipelineExecutionNotFoundException", 400),
+            EngineError::NotStoppable(_) => ("PipelineExecutionNotStoppableException", 400),
+            EngineError::DuplicatedStopRequest(_) => ("DuplicatedStopRequestException", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)
             | EngineError::EntityTooLarge(_) => ("ValidationException", 400),

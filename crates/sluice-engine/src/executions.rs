@@ -25,6 +25,8 @@ pub mod status {
     pub const SUCCEEDED: &str = "Succeeded";
     pub const FAILED: &str = "Failed";
     pub const SUPERSEDED: &str = "Superseded";
+    pub const STOPPING: &str = "Stopping";
+    pub const STOPPED: &str = "Stopped";
 }
 
 /// Action execution statuses.
@@ -32,6 +34,7 @@ pub mod step_status {
     pub const IN_PROGRESS: &str = "InProgress";
     pub const SUCCEEDED: &str = "Succeeded";
     pub const FAILED: &str = "Failed";
+    pub const ABANDONED: &str = "Abandoned";
 }
 
 const RUNNING: &str = "running";
@@ -209,6 +212,72 @@ impl Engine {
         t.run().await?;
         t.commit().await?;
         Ok(id)
+    }
+}
+
+impl Engine {
+    /// StopPipelineExecution. Without `abandon` the execution is `Stopping` until its running
+    /// actions finish; with it, running actions are abandoned (their jobs fail, their credentials
+    /// end) and the execution is `Stopped` at once. A waiting execution stops at once either way.
+    pub async fn stop_pipeline_execution(
+        &self,
+        actor: &Principal,
+        pipeline: &str,
+        id: &str,
+        abandon: bool,
+    ) -> Result<()> {
+        let row = self.pipeline_execution(pipeline, id).await?;
+        let def = self.definition(pipeline, Some(row.definition_version)).await?;
+        let mut t = self.transition(def).await?;
+        let mut execution = t.execution(id).await?;
+        match (execution.status.as_str(), abandon) {
+            (status::IN_PROGRESS, _) | (status::STOPPING, true) => {}
+            (status::STOPPING, false) => {
+                return Err(Error::DuplicatedStopRequest(format!("Execution {id} is already stopping")));
+            }
+            (other, _) => {
+                return Err(Error::NotStoppable(format!("Execution {id} is {other} and cannot be stopped")));
+            }
+        }
+        let stage = execution.stage_index as usize;
+        let mut abandoned_jobs = Vec::new();
+        if abandon {
+            for mut step in rows::steps_at(&mut t.tx, id, execution.stage_index).await? {
+                if step.status != step_status::IN_PROGRESS {
+                    continue;
+                }
+                step.status = step_status::ABANDONED.into();
+                step.finished_at = Some(t.now);
+                rows::update_step(&mut t.tx, &step).await?;
+                rows::resolve_waits(&mut t.tx, &step.id, t.now).await?;
+                abandoned_jobs
+                    .extend(sluice_store::jobs::abandon_for_step(&mut t.tx, &step.id, t.now).await?);
+            }
+        }
+        t.event(
+            id,
+            &actor.arn,
+            if abandon { "StopPipelineExecution(abandon)" } else { "StopPipelineExecution" },
+        )
+        .await?;
+        if execution.stage_state == RUNNING {
+            execution.status = status::STOPPING.into();
+            execution.updated_at = t.now;
+            rows::update_execution(&mut t.tx, &execution).await?;
+            t.work.push_back(Work::StepDone { execution: id.to_string(), stage });
+        } else {
+            execution.status = status::STOPPED.into();
+            execution.stage_state = DONE.into();
+            execution.finished_at = Some(t.now);
+            execution.updated_at = t.now;
+            rows::update_execution(&mut t.tx, &execution).await?;
+        }
+        t.run().await?;
+        t.commit().await?;
+        for job in abandoned_jobs {
+            self.revoke_job_credentials(&job).await?;
+        }
+        Ok(())
     }
 }
 
@@ -541,16 +610,18 @@ impl Transition<'_> {
     /// After a step finished: fail the stage, start the next run-order group, or leave the stage.
     async fn check_stage(&mut self, id: &str, stage: usize) -> Result<()> {
         let mut execution = self.execution(id).await?;
-        if execution.status != status::IN_PROGRESS
-            || execution.stage_index != stage as i64
-            || execution.stage_state != RUNNING
-        {
+        let live = execution.status == status::IN_PROGRESS || execution.status == status::STOPPING;
+        if !live || execution.stage_index != stage as i64 || execution.stage_state != RUNNING {
             return Ok(());
         }
         let def = self.def_of(execution.definition_version).await?;
         let steps = rows::steps_at(&mut self.tx, id, stage as i64).await?;
         if steps.iter().any(|s| s.status == step_status::IN_PROGRESS) {
             return Ok(());
+        }
+        if execution.status == status::STOPPING {
+            execution.status = status::STOPPED.into();
+            return self.leave(execution, stage).await;
         }
         let failed = steps.iter().any(|s| s.status == step_status::FAILED);
         let current_group = steps
@@ -588,8 +659,11 @@ impl Transition<'_> {
         execution.finished_at = Some(self.now);
         execution.updated_at = self.now;
         rows::update_execution(&mut self.tx, &execution).await?;
-        let kind =
-            if execution.status == status::SUCCEEDED { "ExecutionSucceeded" } else { "ExecutionFailed" };
+        let kind = match execution.status.as_str() {
+            status::SUCCEEDED => "ExecutionSucceeded",
+            status::STOPPED => "ExecutionStopped",
+            _ => "ExecutionFailed",
+        };
         self.event(&execution.id, "sluice", kind).await?;
         self.work.push_back(Work::Admit { stage });
         Ok(())

@@ -68,6 +68,10 @@ pub enum Error {
     #[error("{0}")]
     PipelineExecutionNotFound(String),
     #[error("{0}")]
+    NotStoppable(String),
+    #[error("{0}")]
+    DuplicatedStopRequest(String),
+    #[error("{0}")]
     InvalidBucketName(String),
     #[error("{0}")]
     EntityTooLarge(String),

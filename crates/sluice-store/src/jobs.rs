@@ -121,6 +121,19 @@ pub async fn finish(
     Ok(done.rows_affected() == 1)
 }
 
+/// Fails every unfinished job of a step (its action was abandoned); returns their ids.
+pub async fn abandon_for_step(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "UPDATE jobs SET status = 'Failed', error = 'The action was abandoned', lease_until = NULL, updated_at = $2
+         WHERE step_id = $1 AND status IN ('Queued', 'Dispatched', 'InProgress') RETURNING id",
+    )
+    .bind(step_id)
+    .bind(at)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
 /// A job read inside a transaction.
 pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<JobRow>> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");

@@ -67,15 +67,8 @@ async fn unknown_routes_and_operations_are_4xx() {
     let missing = reqwest::get(format!("{}/nowhere", server.endpoint)).await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    // StopPipelineExecution is modelled but not served yet: a 4xx, never a 5xx.
-    let err = server
-        .codepipeline()
-        .stop_pipeline_execution()
-        .pipeline_name("p")
-        .pipeline_execution_id("x")
-        .send()
-        .await
-        .unwrap_err();
+    // ListActionExecutions is modelled but not served yet: a 4xx, never a 5xx.
+    let err = server.codepipeline().list_action_executions().pipeline_name("p").send().await.unwrap_err();
     assert_eq!(error_code(&err), "UnknownOperationException");
     server.stop().await;
 }
