@@ -82,6 +82,9 @@ struct ServeArgs {
     account_id: Option<String>,
     #[arg(long, env = "SLUICE_REGION", hide = true)]
     region: Option<String>,
+    /// Directory for artifact bytes (replicas on one database must share it).
+    #[arg(long, env = "SLUICE_ARTIFACTS_DIR")]
+    artifacts_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +166,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_id: args.account_id,
         region: args.region,
         body_limit: None,
+        artifacts_dir: args.artifacts_dir,
     };
     let config = Config::load(args.config.as_deref(), overrides)?;
     let master_key = std::env::var("SLUICE_MASTER_KEY").ok();

@@ -76,7 +76,7 @@ pub async fn bootstrap(
     let key = master_key(dir, master_key_env)?;
     let store = Store::open(&config.database_url()).await?;
     let account = AccountContext { account_id: config.account_id.clone(), region: config.region.clone() };
-    let engine = Engine::new(store, clock, SecretBox::new(&key), account, dir.join("artifacts"));
+    let engine = Engine::new(store, clock, SecretBox::new(&key), account, config.artifacts_dir());
     ensure_root(&engine, dir, &config.region, root).await?;
     Ok(App {
         inner: Arc::new(AppInner {

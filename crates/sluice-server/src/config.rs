@@ -17,6 +17,9 @@ pub struct Config {
     pub region: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Where artifact bytes live; replicas on one database must share it. Default
+    /// `<data-dir>/artifacts`.
+    pub artifacts_dir: Option<PathBuf>,
 }
 
 /// Values from the environment or flags; each wins over the file when set.
@@ -29,6 +32,7 @@ pub struct Overrides {
     pub account_id: Option<String>,
     pub region: Option<String>,
     pub body_limit: Option<usize>,
+    pub artifacts_dir: Option<PathBuf>,
 }
 
 /// Why a configuration was refused.
@@ -68,6 +72,7 @@ impl Config {
             account_id: pick(overrides.account_id, from_file.account_id, DEFAULT_ACCOUNT_ID),
             region: pick(overrides.region, from_file.region, DEFAULT_REGION),
             body_limit: overrides.body_limit.or(from_file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT),
+            artifacts_dir: overrides.artifacts_dir.or(from_file.artifacts_dir),
         };
         config.validate()?;
         Ok(config)
@@ -92,6 +97,11 @@ impl Config {
             return Err(ConfigError::Invalid("body_limit must be at least 1024 bytes".into()));
         }
         Ok(())
+    }
+
+    /// Where artifact bytes live.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.artifacts_dir.clone().unwrap_or_else(|| self.data_dir.join("artifacts"))
     }
 
     /// The database to open.

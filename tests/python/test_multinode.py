@@ -1,0 +1,123 @@
+"""Three `sluice serve` processes on one PostgreSQL database, eight pollers spread across them,
+2,000 jobs: each job is handed out and completed exactly once, and every execution finishes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import threading
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+
+from sluice_testlib import REGION, ROLE_ARN, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, SluiceServer
+
+ADMIN_URL = os.environ.get("SLUICE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+EXECUTIONS = int(os.environ.get("SLUICE_MULTINODE_EXECUTIONS", "1000"))  # two jobs each
+POLLERS = 8
+DEADLINE_SECONDS = 240
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", ADMIN_URL, "-qAtc", sql], check=True, capture_output=True, timeout=60)
+
+
+def client(endpoint: str, service: str = "codepipeline"):
+    config = Config(retries={"total_max_attempts": 1}, max_pool_connections=32,
+                    s3={"addressing_style": "path"}, signature_version="s3v4")
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=config,
+                        aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY)
+
+
+def test_three_servers_hand_out_each_job_once(tmp_path):
+    database = f"sluice_multinode_{uuid.uuid4().hex[:12]}"
+    psql(f"CREATE DATABASE {database}")
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+    master_key = secrets.token_hex(32)
+    servers = []
+    try:
+        for index in range(3):
+            server = SluiceServer(tmp_path / f"data{index}", tmp_path, name=f"node{index}")
+            server.env.update(SLUICE_DATABASE_URL=url, SLUICE_MASTER_KEY=master_key,
+                              SLUICE_ARTIFACTS_DIR=str(tmp_path / "shared-artifacts"))
+            servers.append(server.start())
+        run_jobs(servers)
+    finally:
+        for server in servers:
+            server.stop()
+        psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def run_jobs(servers):
+    first = client(servers[0].endpoint)
+    type_id = {"category": "Build", "owner": "Custom", "provider": "Multi", "version": "1"}
+    first.create_custom_action_type(
+        category="Build", provider="Multi", version="1",
+        inputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+        outputArtifactDetails={"minimumCount": 0, "maximumCount": 0},
+    )
+    client(servers[1].endpoint, "s3").put_object(Bucket="multi-src", Key="app.zip", Body=b"x")
+    build = lambda name: {"name": name, "actionTypeId": type_id}  # noqa: E731
+    first.create_pipeline(pipeline={
+        "name": "multi", "roleArn": ROLE_ARN, "pipelineType": "V2", "executionMode": "PARALLEL",
+        "artifactStore": {"type": "S3", "location": "multi-artifacts"},
+        "stages": [
+            {"name": "Source", "actions": [{
+                "name": "Src", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                "configuration": {"S3Bucket": "multi-src", "S3ObjectKey": "app.zip"},
+                "outputArtifacts": [{"name": "code"}]}]},
+            {"name": "Work", "actions": [build("A"), build("B")]},
+        ],
+    })
+    clients = [client(s.endpoint) for s in servers]
+    execution_ids = []
+    for i in range(EXECUTIONS):
+        execution_ids.append(clients[i % 3].start_pipeline_execution(name="multi")["pipelineExecutionId"])
+
+    completed: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + DEADLINE_SECONDS
+
+    def poller(index: int):
+        cp = clients[index % 3]
+        while time.monotonic() < deadline:
+            with lock:
+                if len(completed) >= 2 * EXECUTIONS or errors:
+                    return
+            jobs = cp.poll_for_jobs(actionTypeId=type_id, maxBatchSize=10)["jobs"]
+            for job in jobs:
+                try:
+                    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+                    cp.put_job_success_result(jobId=job["id"])
+                except Exception as err:  # a job handed out twice fails here
+                    with lock:
+                        errors.append(f"{job['id']}: {err}")
+                    return
+                with lock:
+                    completed.append(job["id"])
+
+    threads = [threading.Thread(target=poller, args=(i,)) for i in range(POLLERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE_SECONDS + 30)
+    assert not errors, errors[:5]
+    assert len(completed) == 2 * EXECUTIONS, f"{len(completed)} of {2 * EXECUTIONS} jobs completed in time"
+    assert len(set(completed)) == len(completed), "a job was completed twice"
+    summaries, token = [], None
+    while True:
+        kwargs = {"pipelineName": "multi", "maxResults": 100}
+        if token:
+            kwargs["nextToken"] = token
+        page = first.list_pipeline_executions(**kwargs)
+        summaries += page["pipelineExecutionSummaries"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    statuses = {s["pipelineExecutionId"]: s["status"] for s in summaries}
+    assert set(statuses) == set(execution_ids)
+    assert set(statuses.values()) == {"Succeeded"}
