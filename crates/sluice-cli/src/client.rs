@@ -8,6 +8,46 @@ use serde_json::Value;
 use sluice_aws::sigv4::{sha256_hex, sign_headers, SigningParams};
 use sluice_core::clock::{Clock, SystemClock};
 
+/// A job's temporary artifact credentials.
+pub struct TempCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl TempCredentials {
+    fn params<'a>(&'a self, region: &'a str, service: &'static str) -> SigningParams<'a> {
+        SigningParams {
+            access_key_id: &self.access_key_id,
+            secret_access_key: &self.secret_access_key,
+            security_token: Some(&self.session_token),
+            region,
+            service,
+            now_millis: SystemClock.now_millis(),
+        }
+    }
+}
+
+fn host_of(url: &reqwest::Url) -> anyhow::Result<String> {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => Ok(format!("{host}:{port}")),
+        (Some(host), None) => Ok(host.to_string()),
+        _ => bail!("SLUICE_ENDPOINT has no host"),
+    }
+}
+
+/// The JSON answer, or the server's error as `Code: message`.
+async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let answer: Value = response.json().await.context("server answered with something other than JSON")?;
+    if !status.is_success() {
+        let code = answer.get("__type").and_then(Value::as_str).unwrap_or("Error");
+        let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
+        bail!("{code}: {message}");
+    }
+    Ok(answer)
+}
+
 /// Where and as whom to call.
 pub struct Client {
     endpoint: String,
@@ -92,38 +132,134 @@ impl Client {
     pub async fn post_admin(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let url: reqwest::Url =
             format!("{}{path}", self.endpoint).parse().context("SLUICE_ENDPOINT is not a URL")?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            _ => bail!("SLUICE_ENDPOINT has no host"),
-        };
         let payload = serde_json::to_vec(body)?;
-        let headers =
-            vec![("host".to_string(), host), ("content-type".to_string(), "application/json".to_string())];
-        let params = SigningParams {
+        let headers = vec![
+            ("host".to_string(), host_of(&url)?),
+            ("content-type".to_string(), "application/json".to_string()),
+        ];
+        let signed = sign_headers(
+            &self.params("sluice"),
+            "POST",
+            url.path(),
+            None,
+            &headers,
+            &sha256_hex(&payload),
+            false,
+        );
+        let mut request = self.http.post(url).header("content-type", "application/json").body(payload);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        answer(request.send().await.with_context(|| format!("cannot reach {}", self.endpoint))?).await
+    }
+
+    /// Calls a CodePipeline operation (AWS JSON 1.1); an AWS error becomes `Err("Code: message")`.
+    pub async fn codepipeline(&self, operation: &str, body: &Value) -> anyhow::Result<Value> {
+        let url: reqwest::Url =
+            format!("{}/", self.endpoint).parse().context("SLUICE_ENDPOINT is not a URL")?;
+        let payload = serde_json::to_vec(body)?;
+        let target = format!("CodePipeline_20150709.{operation}");
+        let headers = vec![
+            ("host".to_string(), host_of(&url)?),
+            ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
+            ("x-amz-target".to_string(), target),
+        ];
+        let signed = sign_headers(
+            &self.params("codepipeline"),
+            "POST",
+            "/",
+            None,
+            &headers,
+            &sha256_hex(&payload),
+            false,
+        );
+        let mut request = self.http.post(url).body(payload);
+        for (name, value) in headers.into_iter().skip(1).chain(signed) {
+            request = request.header(name, value);
+        }
+        answer(request.send().await.with_context(|| format!("cannot reach {}", self.endpoint))?).await
+    }
+
+    /// Reads an artifact object with a job's temporary credentials.
+    pub async fn get_object(
+        &self,
+        credentials: &TempCredentials,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        let (url, path) = self.object_url(bucket, key)?;
+        let headers = vec![("host".to_string(), host_of(&url)?)];
+        let signed = sign_headers(
+            &credentials.params(&self.region, "s3"),
+            "GET",
+            &path,
+            None,
+            &headers,
+            &sha256_hex(b""),
+            true,
+        );
+        let mut request = self.http.get(url);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            bail!("GetObject s3://{bucket}/{key} answered {}", response.status());
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
+    /// Writes an artifact object with a job's temporary credentials.
+    pub async fn put_object(
+        &self,
+        credentials: &TempCredentials,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let (url, path) = self.object_url(bucket, key)?;
+        let headers = vec![("host".to_string(), host_of(&url)?)];
+        let signed = sign_headers(
+            &credentials.params(&self.region, "s3"),
+            "PUT",
+            &path,
+            None,
+            &headers,
+            &sha256_hex(&body),
+            true,
+        );
+        let mut request = self.http.put(url).body(body);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        let response = request.send().await?;
+        if !response.status().is_success() {
+            bail!("PutObject s3://{bucket}/{key} answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    fn object_url(&self, bucket: &str, key: &str) -> anyhow::Result<(reqwest::Url, String)> {
+        let encoded: Vec<String> = key
+            .split('/')
+            .map(|segment| {
+                percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+            })
+            .collect();
+        let path = format!("/{bucket}/{}", encoded.join("/"));
+        let url = format!("{}{path}", self.endpoint).parse().context("SLUICE_ENDPOINT is not a URL")?;
+        Ok((url, path))
+    }
+
+    fn params(&self, service: &'static str) -> SigningParams<'_> {
+        SigningParams {
             access_key_id: &self.access_key_id,
             secret_access_key: &self.secret_access_key,
             security_token: self.session_token.as_deref(),
             region: &self.region,
-            service: "sluice",
+            service,
             now_millis: SystemClock.now_millis(),
-        };
-        let signed = sign_headers(&params, "POST", url.path(), None, &headers, &sha256_hex(&payload), false);
-        let mut request =
-            self.http.post(url.clone()).header("content-type", "application/json").body(payload);
-        for (name, value) in signed {
-            request = request.header(name, value);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach {}", self.endpoint))?;
-        let status = response.status();
-        let answer: Value =
-            response.json().await.context("server answered with something other than JSON")?;
-        if !status.is_success() {
-            let code = answer.get("__type").and_then(Value::as_str).unwrap_or("Error");
-            let message = answer.get("message").and_then(Value::as_str).unwrap_or("");
-            bail!("{code}: {message}");
-        }
-        Ok(answer)
     }
 
     pub async fn create_key(&self, name: &str) -> anyhow::Result<Value> {

@@ -2,6 +2,7 @@
 //! server over its signed admin API and print JSON on stdout.
 
 mod client;
+mod worker;
 
 /// mimalloc: the request path allocates many small short-lived buffers, which glibc's allocator
 /// serves measurably slower (see docs/BENCHMARKS.md).
@@ -32,11 +33,29 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a CodePipeline job worker: `sluice worker --action-type C/O/P/V -- CMD ARGS…`.
+    Worker(WorkerArgs),
     /// Manage action types.
     ActionTypes {
         #[command(subcommand)]
         command: ActionTypesCommand,
     },
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The action type whose jobs to run, CATEGORY/OWNER/PROVIDER/VERSION.
+    #[arg(long, value_parser = worker::parse_action_type)]
+    action_type: serde_json::Value,
+    /// The queryable property's value to poll for, KEY=VALUE.
+    #[arg(long, value_parser = worker::parse_query)]
+    query: Option<(String, String)>,
+    /// How many jobs to run at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// The command to run for each job, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +125,15 @@ fn main() -> anyhow::Result<()> {
             let output = runtime.block_on(client::Client::from_env()?.create_key(&name))?;
             println!("{}", serde_json::to_string_pretty(&output)?);
             Ok(())
+        }
+        Command::Worker(args) => {
+            let spec = worker::WorkerSpec {
+                action_type: args.action_type,
+                query: args.query,
+                concurrency: args.concurrency,
+                command: args.command,
+            };
+            runtime.block_on(worker::run(client::Client::from_env()?, spec))
         }
         Command::ActionTypes { command } => {
             let ActionTypesCommand::RegisterThirdParty {

@@ -1,0 +1,106 @@
+"""`sluice worker` running a shell command per job."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import time
+import zipfile
+
+import pytest
+
+from sluice_testlib import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, binary_path, clean_env
+from test_executions import Setup, s3_client
+
+
+def start_worker(endpoint: str, setup: Setup, script: str) -> subprocess.Popen:
+    env = clean_env(SLUICE_ENDPOINT=endpoint, AWS_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID,
+                    AWS_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY)
+    return subprocess.Popen(
+        [str(binary_path()), "worker", "--action-type", f"Build/Custom/{setup.provider}/1",
+         "--query", "Target=all", "--", "sh", "-c", script],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(setup: Setup, execution_id: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    status = setup.execution(execution_id)["status"]
+    while status == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = setup.execution(execution_id)["status"]
+    return status
+
+
+def stop(worker: subprocess.Popen) -> int:
+    worker.send_signal(signal.SIGTERM)
+    return worker.wait(timeout=15)
+
+
+@pytest.fixture
+def approved_setup(cp, endpoint):
+    setup = Setup(cp, endpoint, approval=False)
+    return setup
+
+
+def test_worker_runs_the_command_and_uploads_outputs(approved_setup, endpoint):
+    setup = approved_setup
+    script = 'cat in/code > out/bin/copy.txt && echo "target=$Target" >> out/bin/copy.txt && echo compiled fine'
+    worker = start_worker(endpoint, setup, script)
+    try:
+        execution_id = setup.start()
+        assert wait_for(setup, execution_id) == "Succeeded"
+        build = setup.action_state("Build")["latestExecution"]
+        assert build["summary"] == "compiled fine"
+    finally:
+        assert stop(worker) == 0, "the worker stops cleanly on SIGTERM"
+    state = setup.cp.get_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=execution_id)
+    assert state["pipelineExecution"]["status"] == "Succeeded"
+    # The output artifact is a zip of out/bin/.
+    listed = s3_client(endpoint).list_objects_v2(Bucket="artifacts", Prefix=f"{setup.name}/bin/")
+    [entry] = listed["Contents"]
+    archive = zipfile.ZipFile(io.BytesIO(s3_client(endpoint).get_object(Bucket="artifacts", Key=entry["Key"])["Body"].read()))
+    assert archive.read("copy.txt") == b"source v1target=all\n"
+
+
+def test_worker_reports_failures(approved_setup, endpoint):
+    setup = approved_setup
+    worker = start_worker(endpoint, setup, "echo about to fail; echo 'no such target' >&2; exit 3")
+    try:
+        execution_id = setup.start()
+        assert wait_for(setup, execution_id) == "Failed"
+        error = setup.action_state("Build")["latestExecution"]["errorDetails"]
+        assert error["code"] == "JobFailed"
+        assert "exit status: 3" in error["message"] and "no such target" in error["message"]
+    finally:
+        assert stop(worker) == 0
+
+
+def test_worker_rides_out_a_server_restart(tmp_path):
+    import boto3
+    from botocore.config import Config
+
+    from sluice_testlib import REGION, SluiceServer
+
+    server = SluiceServer(tmp_path / "data", tmp_path, name="first").start()
+    make = lambda s: boto3.client(  # noqa: E731
+        "codepipeline", endpoint_url=s.endpoint, region_name=REGION, config=Config(retries={"total_max_attempts": 1}),
+        aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY,
+    )
+    setup = Setup(make(server), server.endpoint, approval=False)
+    worker = start_worker(server.endpoint, setup, "echo after restart")
+    try:
+        server.kill()
+        time.sleep(1.5)  # the worker's polls fail meanwhile and back off
+        again = SluiceServer(tmp_path / "data", tmp_path, name="second")
+        again.port, again.endpoint = server.port, server.endpoint
+        again.start()
+        try:
+            setup.cp = make(again)
+            execution_id = setup.start()
+            assert wait_for(setup, execution_id) == "Succeeded"
+        finally:
+            again.stop()
+    finally:
+        assert stop(worker) == 0
