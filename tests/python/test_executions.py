@@ -140,6 +140,18 @@ def test_source_approval_build_end_to_end(setup, cp, endpoint):
     with pytest.raises(ClientError):
         worker.get_object(Bucket=source["bucketName"], Key=source["objectKey"])
 
+    listed = cp.list_action_executions(pipelineName=setup.name, filter={"pipelineExecutionId": execution_id})
+    details = {d["actionName"]: d for d in listed["actionExecutionDetails"]}
+    assert {name: d["status"] for name, d in details.items()} == {"Src": "Succeeded", "Gate": "Succeeded", "Make": "Succeeded"}
+    assert details["Make"]["input"]["configuration"] == {"Target": "all", "Token": "****"}, "secrets stay hidden"
+    assert details["Make"]["output"]["executionResult"]["externalExecutionId"] == "run-7"
+    assert details["Make"]["input"]["inputArtifacts"][0]["s3location"]["key"] == source["objectKey"]
+    first = cp.list_action_executions(pipelineName=setup.name, maxResults=2)
+    rest = cp.list_action_executions(pipelineName=setup.name, maxResults=2, nextToken=first["nextToken"])
+    paged = [d["actionExecutionId"] for d in first["actionExecutionDetails"] + rest["actionExecutionDetails"]]
+    assert sorted(paged) == sorted(d["actionExecutionId"] for d in details.values())
+    assert "nextToken" not in rest
+
 
 def test_failure_result_fails_the_execution(setup, cp):
     execution_id = setup.start()

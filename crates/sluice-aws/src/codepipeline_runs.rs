@@ -25,6 +25,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetPipelineExecution",
     "ListPipelineExecutions",
     "GetPipelineState",
+    "ListActionExecutions",
     "PollForJobs",
     "AcknowledgeJob",
     "GetJobDetails",
@@ -60,6 +61,7 @@ pub async fn call(
         "GetPipelineExecution" => with_input!(input, |i| get_execution(engine, i)),
         "ListPipelineExecutions" => with_input!(input, |i| list_executions(engine, i)),
         "GetPipelineState" => with_input!(input, |i| state(engine, i)),
+        "ListActionExecutions" => with_input!(input, |i| list_action_executions(engine, i)),
         "PollForJobs" => with_input!(input, |i| poll(engine, i)),
         "AcknowledgeJob" => with_input!(input, |i| acknowledge(engine, i)),
         "GetJobDetails" => with_input!(input, |i| job_details(engine, i)),
@@ -531,4 +533,84 @@ async fn third_party_failure(engine: &Engine, input: ThirdPartyFailureInput) -> 
         .put_third_party_failure(&input.job_id, &input.client_token, &failure.kind, &failure.message)
         .await?;
     Ok("{}".into())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionExecutionFilter {
+    pipeline_execution_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListActionExecutionsInput {
+    pipeline_name: String,
+    filter: Option<ActionExecutionFilter>,
+    max_results: Option<usize>,
+    next_token: Option<String>,
+}
+
+fn artifact_details(list: &Value) -> Vec<Value> {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|a| json!({"name": a["name"], "s3location": {"bucket": a["bucket"], "key": a["key"]}}))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn list_action_executions(
+    engine: &Engine,
+    input: ListActionExecutionsInput,
+) -> Result<String, AwsError> {
+    let execution = input.filter.and_then(|f| f.pipeline_execution_id);
+    let max = input.max_results.unwrap_or(100);
+    let (page, next) = engine
+        .list_action_executions(&input.pipeline_name, execution.as_deref(), input.next_token.as_deref(), max)
+        .await?;
+    let details: Vec<Value> = page
+        .iter()
+        .map(|entry| {
+            let step = &entry.step;
+            let data: Value = serde_json::from_str(&step.data).unwrap_or_else(|_| json!({}));
+            let mut result = json!({});
+            for (from, to) in [
+                ("externalExecutionId", "externalExecutionId"),
+                ("summary", "externalExecutionSummary"),
+                ("errorDetails", "errorDetails"),
+            ] {
+                if let Some(value) = data.get(from) {
+                    result[to] = value.clone();
+                }
+            }
+            json!({
+                "pipelineExecutionId": step.execution_id,
+                "actionExecutionId": step.id,
+                "pipelineVersion": entry.definition_version,
+                "stageName": data["stage"],
+                "actionName": step.name,
+                "startTime": timestamp(step.started_at.unwrap_or(0)),
+                "lastUpdateTime": timestamp(step.finished_at.or(step.started_at).unwrap_or(0)),
+                "status": step.status,
+                "input": {
+                    "actionTypeId": data["actionTypeId"],
+                    "configuration": data["configuration"],
+                    "resolvedConfiguration": data["configuration"],
+                    "inputArtifacts": artifact_details(&data["inputArtifacts"]),
+                },
+                "output": {
+                    "outputArtifacts": artifact_details(&data["outputArtifacts"]),
+                    "executionResult": result,
+                    "outputVariables": data.get("outputVariables").cloned().unwrap_or_else(|| json!({})),
+                },
+            })
+        })
+        .collect();
+    let mut output = json!({"actionExecutionDetails": details});
+    if let Some(next) = next {
+        output["nextToken"] = json!(next);
+    }
+    Ok(output.to_string())
 }

@@ -794,3 +794,45 @@ fn stage_status(steps: &[StepRow]) -> String {
         "Succeeded".into()
     }
 }
+
+impl Engine {
+    /// ListActionExecutions: action executions of a pipeline (optionally one execution), newest
+    /// first, a page at a time.
+    pub async fn list_action_executions(
+        &self,
+        pipeline: &str,
+        execution_id: Option<&str>,
+        next_token: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<rows::StepOfExecution>, Option<String>)> {
+        self.pipeline(pipeline, None).await?;
+        if let Some(id) = execution_id {
+            self.pipeline_execution(pipeline, id).await?;
+        }
+        let scope = format!("action-executions:{pipeline}:{}", execution_id.unwrap_or(""));
+        let invalid = || Error::InvalidNextToken("The next token is not valid".into());
+        let cursor = next_token.map(|t| self.open_token(&scope, t)).transpose()?;
+        let before = match cursor.as_deref() {
+            Some(text) => {
+                let (at, id) = text.split_once(' ').ok_or_else(invalid)?;
+                Some((at.parse::<i64>().map_err(|_| invalid())?, id.to_string()))
+            }
+            None => None,
+        };
+        let tenant = self.account().account_id.clone();
+        let before_ref = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let mut page = self
+            .store()
+            .list_steps("pipeline", &tenant, pipeline, execution_id, before_ref, max as i64 + 1)
+            .await?;
+        let next = if page.len() > max {
+            page.truncate(max);
+            page.last().map(|s| {
+                self.seal_token(&scope, &format!("{} {}", s.step.started_at.unwrap_or(0), s.step.id))
+            })
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+}

@@ -332,3 +332,52 @@ pub async fn wait_by_token(tx: &mut Tx<'_>, token: &str) -> Result<Option<(Strin
 pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<crate::jobs::JobRow>> {
     crate::jobs::job_in(tx, id).await
 }
+
+/// A step with the execution it belongs to (for listing action executions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOfExecution {
+    pub step: StepRow,
+    pub definition_version: i64,
+}
+
+impl Store {
+    /// Steps of a definition's executions, newest first by (started_at, id), optionally of one
+    /// execution, strictly before the cursor.
+    pub async fn list_steps(
+        &self,
+        kind: &str,
+        tenant: &str,
+        name: &str,
+        execution_id: Option<&str>,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<StepOfExecution>> {
+        let (at, id) = before.unwrap_or((i64::MAX, ""));
+        let columns = STEP_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, e.definition_version FROM steps s JOIN executions e ON e.id = s.execution_id
+             WHERE e.kind = $1 AND e.tenant = $2 AND e.definition_name = $3
+               AND ($4 IS NULL OR e.id = $4)
+               AND (s.started_at < $5 OR (s.started_at = $5 AND s.id < $6) OR $6 = '')
+             ORDER BY s.started_at DESC, s.id DESC LIMIT $7"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind)
+            .bind(tenant)
+            .bind(name)
+            .bind(execution_id)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StepOfExecution {
+                    step: decode_step(row)?,
+                    definition_version: row.try_get::<Option<i64>, _>(10)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
