@@ -390,3 +390,22 @@ def test_stop_waits_for_running_actions_or_abandons_them(setup, cp):
     with pytest.raises(ClientError) as done:
         cp.stop_pipeline_execution(pipelineName=setup.name, pipelineExecutionId=second)
     assert error_code(done.value) == "PipelineExecutionNotStoppableException"
+
+
+def test_disabled_transition_holds_executions_until_enabled(setup, cp):
+    cp.disable_stage_transition(pipelineName=setup.name, stageName="Build", transitionType="Inbound",
+                                reason="change freeze")
+    execution_id = setup.start()
+    setup.approve()
+    setup.poll(expect=0)
+    build = next(s for s in cp.get_pipeline_state(name=setup.name)["stageStates"] if s["stageName"] == "Build")
+    assert build["inboundTransitionState"]["enabled"] is False
+    assert build["inboundTransitionState"]["disabledReason"] == "change freeze"
+    assert setup.execution(execution_id)["status"] == "InProgress"
+
+    cp.enable_stage_transition(pipelineName=setup.name, stageName="Approve", transitionType="Outbound")
+    [job] = setup.poll()
+    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+    with pytest.raises(ClientError) as unknown:
+        cp.disable_stage_transition(pipelineName=setup.name, stageName="Nope", transitionType="Inbound", reason="x")
+    assert error_code(unknown.value) == "StageNotFoundException"

@@ -26,6 +26,8 @@ pub const OPERATIONS: &[&str] = &[
     "ListPipelineExecutions",
     "GetPipelineState",
     "ListActionExecutions",
+    "DisableStageTransition",
+    "EnableStageTransition",
     "PollForJobs",
     "AcknowledgeJob",
     "GetJobDetails",
@@ -62,6 +64,8 @@ pub async fn call(
         "ListPipelineExecutions" => with_input!(input, |i| list_executions(engine, i)),
         "GetPipelineState" => with_input!(input, |i| state(engine, i)),
         "ListActionExecutions" => with_input!(input, |i| list_action_executions(engine, i)),
+        "DisableStageTransition" => with_input!(input, |i| set_transition(engine, principal, i, false)),
+        "EnableStageTransition" => with_input!(input, |i| set_transition(engine, principal, i, true)),
         "PollForJobs" => with_input!(input, |i| poll(engine, i)),
         "AcknowledgeJob" => with_input!(input, |i| acknowledge(engine, i)),
         "GetJobDetails" => with_input!(input, |i| job_details(engine, i)),
@@ -217,6 +221,7 @@ fn action_execution(step: &StepRow) -> Value {
 async fn state(engine: &Engine, input: StateInput) -> Result<String, AwsError> {
     let view = engine.pipeline(&input.name, None).await?;
     let (def, stages) = engine.pipeline_state(&input.name).await?;
+    let transitions = engine.stage_transitions(&input.name).await?;
     let stage_states: Vec<Value> = stages
         .iter()
         .map(|stage| {
@@ -235,7 +240,17 @@ async fn state(engine: &Engine, input: StateInput) -> Result<String, AwsError> {
                     state
                 })
                 .collect();
-            let mut out = json!({"stageName": stage.stage_name, "inboundTransitionState": {"enabled": true}, "actionStates": actions});
+            let inbound = match transitions.iter().find(|t| t.stage == stage.stage_name) {
+                Some(t) => {
+                    let mut state = json!({"enabled": t.enabled, "lastChangedBy": t.changed_by, "lastChangedAt": timestamp(t.changed_at)});
+                    if let Some(reason) = &t.reason {
+                        state["disabledReason"] = json!(reason);
+                    }
+                    state
+                }
+                None => json!({"enabled": true}),
+            };
+            let mut out = json!({"stageName": stage.stage_name, "inboundTransitionState": inbound, "actionStates": actions});
             if let Some((id, status)) = &stage.latest {
                 out["latestExecution"] = json!({"pipelineExecutionId": id, "status": status});
             }
@@ -613,4 +628,33 @@ async fn list_action_executions(
         output["nextToken"] = json!(next);
     }
     Ok(output.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransitionInput {
+    pipeline_name: String,
+    stage_name: String,
+    transition_type: String,
+    reason: Option<String>,
+}
+
+async fn set_transition(
+    engine: &Engine,
+    principal: &Principal,
+    input: TransitionInput,
+    enabled: bool,
+) -> Result<String, AwsError> {
+    let outbound = input.transition_type == "Outbound";
+    engine
+        .set_stage_transition(
+            principal,
+            &input.pipeline_name,
+            &input.stage_name,
+            outbound,
+            enabled,
+            input.reason,
+        )
+        .await?;
+    Ok("{}".into())
 }

@@ -66,6 +66,7 @@ impl From<EngineError> for AwsError {
             EngineError::ApprovalAlreadyCompleted(_) => ("ApprovalAlreadyCompletedException", 400),
             EngineError::PipelineExecutionNotFound(_) => ("PipelineExecutionNotFoundException", 400),
             EngineError::NotStoppable(_) => ("PipelineExecutionNotStoppableException", 400),
+            EngineError::StageNotFound(_) => ("StageNotFoundException", 400),
             EngineError::DuplicatedStopRequest(_) => ("DuplicatedStopRequestException", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)

@@ -384,9 +384,11 @@ impl Transition<'_> {
         let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
         let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
         let others_waiting: Vec<_> = waiting.into_iter().filter(|w| w.id != id).collect();
-        let free = running.iter().all(|r| r.id == id);
+        let stage_name = def.spec.stages[stage].name.clone();
+        let open = !rows::transition_disabled(&mut self.tx, &self.name, &stage_name).await?;
+        let free = open && running.iter().all(|r| r.id == id);
         let may_enter = match def.mode.as_str() {
-            "PARALLEL" => true,
+            "PARALLEL" => open,
             "QUEUED" => {
                 free && others_waiting
                     .iter()
@@ -834,5 +836,54 @@ impl Engine {
             None
         };
         Ok((page, next))
+    }
+}
+
+impl Engine {
+    /// The recorded inbound transition states of a pipeline's stages (unrecorded: enabled).
+    pub async fn stage_transitions(&self, pipeline: &str) -> Result<Vec<rows::TransitionRow>> {
+        Ok(self.store().transitions(pipeline).await?)
+    }
+
+    /// Disable/EnableStageTransition. `Outbound` on a stage is the inbound transition of the next
+    /// one. Enabling lets the execution waiting there (by mode) in.
+    pub async fn set_stage_transition(
+        &self,
+        actor: &Principal,
+        pipeline: &str,
+        stage: &str,
+        outbound: bool,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let def = self.definition(pipeline, None).await?;
+        let index = def.spec.stages.iter().position(|s| s.name == stage).ok_or_else(|| {
+            Error::StageNotFound(format!("Stage {stage} was not found in pipeline {pipeline}"))
+        })?;
+        let target = if outbound { index + 1 } else { index };
+        let Some(target_stage) = def.spec.stages.get(target).map(|s| s.name.clone()) else {
+            return Err(Error::Validation(format!(
+                "Stage {stage} is the last stage and has no outbound transition"
+            )));
+        };
+        if target == 0 {
+            return Err(Error::Validation(format!(
+                "Stage {stage} is the first stage and has no inbound transition"
+            )));
+        }
+        let mut t = self.transition(def).await?;
+        let row = rows::TransitionRow {
+            stage: target_stage,
+            enabled,
+            reason,
+            changed_by: actor.arn.clone(),
+            changed_at: t.now,
+        };
+        rows::set_transition(&mut t.tx, pipeline, &row).await?;
+        if enabled {
+            t.work.push_back(Work::Admit { stage: target });
+        }
+        t.run().await?;
+        t.commit().await
     }
 }

@@ -70,6 +70,8 @@ pub enum Error {
     #[error("{0}")]
     NotStoppable(String),
     #[error("{0}")]
+    StageNotFound(String),
+    #[error("{0}")]
     DuplicatedStopRequest(String),
     #[error("{0}")]
     InvalidBucketName(String),

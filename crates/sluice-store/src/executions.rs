@@ -381,3 +381,65 @@ impl Store {
             .collect()
     }
 }
+
+/// The state of a stage's inbound transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRow {
+    pub stage: String,
+    pub enabled: bool,
+    pub reason: Option<String>,
+    pub changed_by: String,
+    pub changed_at: i64,
+}
+
+/// Records a stage's inbound transition state inside `tx`.
+pub async fn set_transition(tx: &mut Tx<'_>, pipeline: &str, row: &TransitionRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stage_transitions (pipeline, stage, enabled, reason, changed_by, changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (pipeline, stage) DO UPDATE SET enabled = excluded.enabled, reason = excluded.reason,
+             changed_by = excluded.changed_by, changed_at = excluded.changed_at",
+    )
+    .bind(pipeline)
+    .bind(&row.stage)
+    .bind(i64::from(row.enabled))
+    .bind(&row.reason)
+    .bind(&row.changed_by)
+    .bind(row.changed_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether a stage's inbound transition is disabled, read inside `tx`.
+pub async fn transition_disabled(tx: &mut Tx<'_>, pipeline: &str, stage: &str) -> Result<bool> {
+    let row = sqlx::query("SELECT enabled FROM stage_transitions WHERE pipeline = $1 AND stage = $2")
+        .bind(pipeline)
+        .bind(stage)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.is_some_and(|enabled| enabled == 0))
+}
+
+impl Store {
+    /// Every recorded transition state of a pipeline.
+    pub async fn transitions(&self, pipeline: &str) -> Result<Vec<TransitionRow>> {
+        let rows = sqlx::query(
+            "SELECT stage, enabled, reason, changed_by, changed_at FROM stage_transitions WHERE pipeline = $1",
+        )
+        .bind(pipeline)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TransitionRow {
+                    stage: r.try_get(0)?,
+                    enabled: r.try_get::<i64, _>(1)? != 0,
+                    reason: r.try_get(2)?,
+                    changed_by: r.try_get(3)?,
+                    changed_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -67,16 +67,8 @@ async fn unknown_routes_and_operations_are_4xx() {
     let missing = reqwest::get(format!("{}/nowhere", server.endpoint)).await.unwrap();
     assert_eq!(missing.status(), 404);
 
-    // EnableStageTransition is modelled but not served yet: a 4xx, never a 5xx.
-    let err = server
-        .codepipeline()
-        .enable_stage_transition()
-        .pipeline_name("p")
-        .stage_name("s")
-        .transition_type(aws_sdk_codepipeline::types::StageTransitionType::Inbound)
-        .send()
-        .await
-        .unwrap_err();
+    // ListWebhooks is modelled but not served yet: a 4xx, never a 5xx.
+    let err = server.codepipeline().list_webhooks().send().await.unwrap_err();
     assert_eq!(error_code(&err), "UnknownOperationException");
     server.stop().await;
 }
