@@ -409,3 +409,27 @@ def test_disabled_transition_holds_executions_until_enabled(setup, cp):
     with pytest.raises(ClientError) as unknown:
         cp.disable_stage_transition(pipelineName=setup.name, stageName="Nope", transitionType="Inbound", reason="x")
     assert error_code(unknown.value) == "StageNotFoundException"
+
+
+def test_configuration_variables_resolve_from_pipeline_variables_and_namespaces(cp, endpoint):
+    setup = Setup(cp, endpoint, mode="PARALLEL", approval=False)
+    declaration = cp.get_pipeline(name=setup.name)["pipeline"]
+    declaration["variables"] = [{"name": "Target", "defaultValue": "all"}]
+    declaration["stages"][0]["actions"][0]["namespace"] = "SourceVariables"
+    build = declaration["stages"][1]["actions"][0]
+    build["configuration"] = {"Target": "#{variables.Target}", "Token": "etag-#{SourceVariables.ETag}"}
+    cp.update_pipeline(pipeline=declaration)
+    execution_id = setup.start()
+    [job] = setup.poll()  # polls with queryParam Target=all: the resolved value
+    etag = s3_client(endpoint).head_object(Bucket=setup.bucket, Key="app.zip")["ETag"].strip('"')
+    assert job["data"]["actionConfiguration"]["configuration"] == {"Target": "all", "Token": f"etag-{etag}"}
+    details = cp.list_action_executions(pipelineName=setup.name, filter={"pipelineExecutionId": execution_id})
+    make = next(d for d in details["actionExecutionDetails"] if d["actionName"] == "Make")
+    assert make["input"]["resolvedConfiguration"] == {"Target": "all", "Token": "****"}, "secrets stay hidden"
+
+    build["configuration"] = {"Target": "all", "Token": "#{Nowhere.Value}"}
+    cp.update_pipeline(pipeline=declaration)
+    failed = setup.start()
+    assert setup.execution(failed)["status"] == "Failed"
+    error = setup.action_state("Build")["latestExecution"]["errorDetails"]
+    assert error["code"] == "ConfigurationError" and "#{Nowhere.Value}" in error["message"]

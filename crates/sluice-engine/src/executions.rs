@@ -111,7 +111,7 @@ pub(crate) struct Transition<'e> {
     queues: Vec<String>,
 }
 
-fn data_of(text: &str) -> Map<String, Value> {
+pub(crate) fn data_of(text: &str) -> Map<String, Value> {
     serde_json::from_str::<Value>(text).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
 }
 
@@ -281,6 +281,42 @@ impl Engine {
     }
 }
 
+/// Replaces `#{variables.NAME}` (pipeline variables) and `#{Namespace.Variable}` (output
+/// variables of an earlier action) in configuration values; an unknown reference is an error.
+pub(crate) fn resolve_configuration(
+    configuration: &std::collections::BTreeMap<String, String>,
+    execution: &Map<String, Value>,
+) -> std::result::Result<std::collections::BTreeMap<String, String>, String> {
+    let lookup = |reference: &str| -> Option<String> {
+        let (namespace, name) = reference.split_once('.')?;
+        if namespace == "variables" {
+            let variables = execution.get("variables")?.as_array()?;
+            let found = variables.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(name))?;
+            return found.get("resolvedValue").and_then(Value::as_str).map(str::to_string);
+        }
+        execution.get("namespaces")?.get(namespace)?.get(name)?.as_str().map(str::to_string)
+    };
+    configuration
+        .iter()
+        .map(|(key, value)| {
+            let mut out = String::new();
+            let mut rest = value.as_str();
+            while let Some(start) = rest.find("#{") {
+                let Some(end) = rest[start..].find('}') else { break };
+                let reference = &rest[start + 2..start + end];
+                let resolved = lookup(reference).ok_or_else(|| {
+                    format!("The variable #{{{reference}}} in configuration {key} cannot be resolved")
+                })?;
+                out.push_str(&rest[..start]);
+                out.push_str(&resolved);
+                rest = &rest[start + end + 1..];
+            }
+            out.push_str(rest);
+            Ok((key.clone(), out))
+        })
+        .collect()
+}
+
 /// Pipeline variables: declared defaults overridden by the start request; unknown names refused.
 fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Result<Vec<Value>> {
     let declared: Vec<(String, Option<String>)> = declaration
@@ -447,6 +483,7 @@ impl Transition<'_> {
             "actionTypeId": {"category": action.type_id.category.as_str(), "owner": action.type_id.owner.as_str(),
                              "provider": action.type_id.provider, "version": action.type_id.version},
             "configuration": action.configuration,
+            "namespace": action.namespace,
         });
         let mut step = StepRow {
             id: step_id.clone(),
@@ -460,6 +497,19 @@ impl Transition<'_> {
             started_at: Some(self.now),
             finished_at: None,
         };
+        let current = self.execution(&execution.id).await?;
+        let execution_data = data_of(&current.data);
+        let secret_check = self.check_secret_references(def, stage, action, &execution_data).await?;
+        match secret_check.and_then(|()| resolve_configuration(&action.configuration, &execution_data)) {
+            Ok(resolved) => data["configuration"] = json!(resolved),
+            Err(message) => {
+                data["errorDetails"] = json!({"code": "ConfigurationError", "message": message});
+                step.status = step_status::FAILED.into();
+                step.finished_at = Some(self.now);
+                step.data = data.to_string();
+                return Ok(rows::insert_step(&mut self.tx, &step).await?);
+            }
+        }
         let id = &action.type_id;
         match (id.category, id.owner, id.provider.as_str()) {
             (Category::Approval, Owner::Aws, "Manual") => {
@@ -491,6 +541,7 @@ impl Transition<'_> {
                 match outcome {
                     Ok((artifact, revision)) => {
                         data["outputArtifacts"] = json!([artifact]);
+                        data["outputVariables"] = json!({"ETag": revision});
                         data["revision"] = json!(revision);
                         step.status = step_status::SUCCEEDED.into();
                         step.finished_at = Some(self.now);
@@ -526,6 +577,28 @@ impl Transition<'_> {
             .collect())
     }
 
+    /// Secret values are not in the stored declaration; check their variable references resolve.
+    async fn check_secret_references(
+        &mut self,
+        def: &Definition,
+        stage: usize,
+        action: &ActionSpec,
+        execution: &Map<String, Value>,
+    ) -> Result<std::result::Result<(), String>> {
+        if !action.configuration.values().any(|v| v == crate::pipelines::SECRET_MASK) {
+            return Ok(Ok(()));
+        }
+        let prefix = format!("{}/{}/", def.spec.stages[stage].name, action.name);
+        let secrets: std::collections::BTreeMap<String, String> = self
+            .engine
+            .pipeline_secrets(&def.name, def.version)
+            .await?
+            .into_iter()
+            .filter_map(|(path, value)| path.strip_prefix(&prefix).map(|p| (p.to_string(), value)))
+            .collect();
+        Ok(resolve_configuration(&secrets, execution).map(|_| ()))
+    }
+
     /// Queues a job for a step (the first, or a continuation).
     pub(crate) async fn enqueue_job(
         &mut self,
@@ -537,10 +610,15 @@ impl Transition<'_> {
         continuation_token: Option<&str>,
     ) -> Result<()> {
         let action_type = self.engine.action_type(&action.type_id).await?;
-        let query = action_type
-            .as_ref()
-            .and_then(|t| t.queryable_property())
-            .and_then(|p| action.configuration.get(&p.name).map(|v| (p.name.clone(), v.clone())));
+        // The queryable value as resolved when the step started.
+        let step = rows::step_in(&mut self.tx, step_id).await?;
+        let resolved = step.map(|s| data_of(&s.data)).and_then(|d| d.get("configuration").cloned());
+        let query = action_type.as_ref().and_then(|t| t.queryable_property()).and_then(|p| {
+            let value = resolved.as_ref().and_then(|c| c.get(&p.name)).and_then(Value::as_str);
+            value
+                .or_else(|| action.configuration.get(&p.name).map(String::as_str))
+                .map(|v| (p.name.clone(), v.to_string()))
+        });
         let key = queue_key(&action.type_id, query.as_ref().map(|(n, v)| (n.as_str(), v.as_str())));
         let data =
             json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version});
@@ -596,6 +674,14 @@ impl Transition<'_> {
                 {
                     map.insert(name.to_string(), output.clone());
                 }
+            }
+        }
+        if let (Some(namespace), Some(variables)) =
+            (step_data.get("namespace").and_then(Value::as_str), step_data.get("outputVariables"))
+        {
+            let namespaces = data.entry("namespaces").or_insert_with(|| json!({}));
+            if let Some(map) = namespaces.as_object_mut() {
+                map.insert(namespace.to_string(), variables.clone());
             }
         }
         if let Some(revision) = step_data.get("revision") {
@@ -885,5 +971,28 @@ impl Engine {
         }
         t.run().await?;
         t.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_variables_resolve() {
+        let execution = json!({
+            "variables": [{"name": "Env", "resolvedValue": "prod"}],
+            "namespaces": {"SourceVars": {"ETag": "abc123"}},
+        });
+        let execution = execution.as_object().unwrap().clone();
+        let config = std::collections::BTreeMap::from([
+            ("Target".to_string(), "deploy-#{variables.Env}-#{SourceVars.ETag}".to_string()),
+            ("Plain".to_string(), "no #{ closing".to_string()),
+        ]);
+        let resolved = resolve_configuration(&config, &execution).unwrap();
+        assert_eq!(resolved["Target"], "deploy-prod-abc123");
+        assert_eq!(resolved["Plain"], "no #{ closing");
+        let missing = std::collections::BTreeMap::from([("X".to_string(), "#{variables.Nope}".to_string())]);
+        assert!(resolve_configuration(&missing, &execution).unwrap_err().contains("#{variables.Nope}"));
     }
 }

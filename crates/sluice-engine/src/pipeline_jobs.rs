@@ -165,13 +165,23 @@ impl Engine {
             .find(|a| a.name == step.name)
             .cloned()
             .ok_or_else(|| job_not_found(&job.id))?;
-        let mut configuration = action.configuration.clone();
+        let resolved = data.get("configuration").and_then(Value::as_object);
+        let mut configuration: BTreeMap<String, String> = match resolved {
+            Some(map) => map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
+            None => action.configuration.clone(),
+        };
         for (name, value) in self.pipeline_secrets(&def.name, def.version).await? {
             let prefix = format!("{}/{}/", def.spec.stages[stage].name, action.name);
             if let Some(property) = name.strip_prefix(&prefix) {
                 configuration.insert(property.to_string(), value);
             }
         }
+        // Secret values were not part of the step's resolved configuration; resolve them now.
+        let configuration = crate::executions::resolve_configuration(
+            &configuration,
+            &crate::executions::data_of(&execution.data),
+        )
+        .unwrap_or(configuration);
         let input_artifacts = locations(data.get("inputArtifacts"));
         let output_artifacts = locations(data.get("outputArtifacts"));
         let credentials = if with_credentials {
