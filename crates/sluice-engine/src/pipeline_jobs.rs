@@ -107,6 +107,16 @@ impl Engine {
         wait: Duration,
     ) -> Result<Vec<JobView>> {
         let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
+        let claimed = self.claim_waiting(&key, max, wait).await?;
+        let mut views = Vec::with_capacity(claimed.len());
+        for job in claimed {
+            views.push(self.job_view(job, true).await?);
+        }
+        Ok(views)
+    }
+
+    /// Claims up to `max` jobs of a queue, waiting up to `wait` for one to be queued.
+    async fn claim_waiting(&self, key: &str, max: i64, wait: Duration) -> Result<Vec<JobRow>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notified = self.jobs_ready().notified();
@@ -115,14 +125,10 @@ impl Engine {
             let now = self.now_millis();
             let claimed = self
                 .store()
-                .claim_jobs(&key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
+                .claim_jobs(key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
                 .await?;
             if !claimed.is_empty() {
-                let mut views = Vec::with_capacity(claimed.len());
-                for job in claimed {
-                    views.push(self.job_view(job, true).await?);
-                }
-                return Ok(views);
+                return Ok(claimed);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(Vec::new());
@@ -460,24 +466,8 @@ impl Engine {
                 "No third-party action type {type_id} is registered"
             )));
         };
-        let key = queue_key(type_id, None);
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let notified = self.jobs_ready().notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let now = self.now_millis();
-            let claimed = self
-                .store()
-                .claim_jobs(&key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
-                .await?;
-            if !claimed.is_empty() {
-                return Ok(claimed.into_iter().map(|job| (client.client_id.clone(), job.id)).collect());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
-        }
+        let claimed = self.claim_waiting(&queue_key(type_id, None), max, wait).await?;
+        Ok(claimed.into_iter().map(|job| (client.client_id.clone(), job.id)).collect())
     }
 
     /// Checks `client_token` against the client of the job's action type.
