@@ -620,8 +620,9 @@ impl Transition<'_> {
                 .map(|v| (p.name.clone(), v.to_string()))
         });
         let key = queue_key(&action.type_id, query.as_ref().map(|(n, v)| (n.as_str(), v.as_str())));
-        let data =
-            json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version});
+        let timeout = crate::pipeline_jobs::job_timeout(def, stage, &action.name);
+        let data = json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version,
+                          "timeoutMillis": timeout});
         let job = NewJob {
             id: &uuid::Uuid::new_v4().to_string(),
             queue_key: &key,

@@ -155,13 +155,7 @@ impl Engine {
         let execution_id = job.execution_id.clone().ok_or_else(|| job_not_found(&job.id))?;
         let step_id = job.step_id.clone().ok_or_else(|| job_not_found(&job.id))?;
         let execution = self.store().execution(&execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
-        let step = self
-            .store()
-            .steps_of(&execution_id)
-            .await?
-            .into_iter()
-            .find(|s| s.id == step_id)
-            .ok_or_else(|| job_not_found(&job.id))?;
+        let step = self.store().step(&step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let data = step_data(&step.data);
         let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
         let stage = step.position as usize;
@@ -228,21 +222,11 @@ impl Engine {
     /// AcknowledgeJob: the job's status after the acknowledgement.
     pub async fn acknowledge_job(&self, id: &str, nonce: &str) -> Result<JobStatus> {
         let job = self.job_row(id).await?;
-        let execution = job.execution_id.as_deref().unwrap_or_default();
-        let timeout = match self.store().execution(execution).await? {
-            Some(e) => {
-                let def = self.definition(&e.definition_name, Some(e.definition_version)).await?;
-                let step = self
-                    .store()
-                    .steps_of(execution)
-                    .await?
-                    .into_iter()
-                    .find(|s| Some(&s.id) == job.step_id.as_ref());
-                step.map(|s| job_timeout(&def, s.position as usize, &s.name))
-                    .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS)
-            }
-            None => DEFAULT_JOB_TIMEOUT_MILLIS,
-        };
+        // Recorded on the job when it was queued (the action's timeout), so no definition load here.
+        let timeout = serde_json::from_str::<Value>(&job.data)
+            .ok()
+            .and_then(|d| d.get("timeoutMillis").and_then(Value::as_i64))
+            .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS);
         let now = self.now_millis();
         match self.store().acknowledge_job(id, nonce, now + timeout, now).await? {
             AckOutcome::Acknowledged | AckOutcome::AlreadyInProgress => Ok(JobStatus::InProgress),
@@ -442,7 +426,7 @@ async fn fail_step(t: &mut Transition<'_>, step_id: &str, code: &str, message: &
     Ok(())
 }
 
-fn job_timeout(def: &crate::executions::Definition, stage: usize, action: &str) -> i64 {
+pub(crate) fn job_timeout(def: &crate::executions::Definition, stage: usize, action: &str) -> i64 {
     def.declaration["stages"][stage]["actions"]
         .as_array()
         .and_then(|actions| actions.iter().find(|a| a["name"] == action))

@@ -218,6 +218,13 @@ pub async fn steps_at(tx: &mut Tx<'_>, execution_id: &str, position: i64) -> Res
 }
 
 impl Store {
+    /// One step by id.
+    pub async fn step(&self, id: &str) -> Result<Option<StepRow>> {
+        let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(decode_step).transpose()
+    }
+
     pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
         let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
