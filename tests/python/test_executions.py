@@ -433,3 +433,78 @@ def test_configuration_variables_resolve_from_pipeline_variables_and_namespaces(
     assert setup.execution(failed)["status"] == "Failed"
     error = setup.action_state("Build")["latestExecution"]["errorDetails"]
     assert error["code"] == "ConfigurationError" and "#{Nowhere.Value}" in error["message"]
+
+
+def fail_build(setup, cp, message="make: *** [all] Error 2"):
+    [job] = setup.poll()
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp.put_job_failure_result(jobId=job["id"], failureDetails={"type": "JobFailed", "message": message})
+
+
+def retry(setup, execution_id, stage="Build", mode="FAILED_ACTIONS"):
+    return setup.cp.retry_stage_execution(pipelineName=setup.name, stageName=stage,
+                                          pipelineExecutionId=execution_id, retryMode=mode)
+
+
+def test_retry_failed_actions_reruns_the_failed_build(setup, cp):
+    execution_id = setup.start()
+    setup.approve()
+    fail_build(setup, cp)
+    assert setup.execution(execution_id)["status"] == "Failed"
+
+    assert retry(setup, execution_id)["pipelineExecutionId"] == execution_id
+    assert setup.execution(execution_id)["status"] == "InProgress"
+    build = next(s for s in cp.get_pipeline_state(name=setup.name)["stageStates"] if s["stageName"] == "Build")
+    assert build["latestExecution"] == {"pipelineExecutionId": execution_id, "status": "InProgress"}
+    assert build["retryStageMetadata"] == {"manualStageRetryAttempt": 1, "latestRetryTrigger": "ManualStageRetry"}
+    [job] = setup.poll()
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp.put_job_success_result(jobId=job["id"], executionDetails={"summary": "second time lucky"})
+    assert setup.execution(execution_id)["status"] == "Succeeded"
+
+    # Both runs of the build are in the history: the failed one and the retry.
+    runs = cp.list_action_executions(pipelineName=setup.name, filter={"pipelineExecutionId": execution_id})
+    builds = [d["status"] for d in runs["actionExecutionDetails"] if d["actionName"] == "Make"]
+    assert builds == ["Succeeded", "Failed"]
+    with pytest.raises(ClientError) as succeeded:
+        retry(setup, execution_id)
+    assert error_code(succeeded.value) == "StageNotRetryableException"
+
+
+def test_retry_all_actions_reruns_a_rejected_stage_and_checks_its_arguments(setup, cp):
+    execution_id = setup.start()
+    setup.approve(status="Rejected", summary="not yet")
+    assert setup.execution(execution_id)["status"] == "Failed"
+    with pytest.raises(ClientError) as wrong_stage:
+        retry(setup, execution_id, stage="Build")
+    assert error_code(wrong_stage.value) == "StageNotRetryableException"
+    with pytest.raises(ClientError) as no_stage:
+        retry(setup, execution_id, stage="Nope")
+    assert error_code(no_stage.value) == "StageNotFoundException"
+    with pytest.raises(ClientError) as bad_mode:
+        retry(setup, execution_id, stage="Approve", mode="SOME_ACTIONS")
+    assert error_code(bad_mode.value) == "ValidationException"
+    with pytest.raises(ClientError) as no_execution:
+        retry(setup, "00000000-0000-0000-0000-000000000000", stage="Approve")
+    assert error_code(no_execution.value) == "PipelineExecutionNotFoundException"
+
+    retry(setup, execution_id, stage="Approve", mode="ALL_ACTIONS")
+    gate = setup.action_state("Approve")["latestExecution"]
+    assert gate["status"] == "InProgress" and gate["token"]
+    setup.approve()
+    fail_build(setup, cp)
+    assert setup.execution(execution_id)["status"] == "Failed"
+
+
+def test_retry_is_refused_once_a_later_execution_ran_the_stage(cp, endpoint):
+    setup = Setup(cp, endpoint, approval=False)
+    first = setup.start()
+    fail_build(setup, cp)
+    second = setup.start()
+    fail_build(setup, cp)
+    with pytest.raises(ClientError) as stale:
+        retry(setup, first)
+    assert error_code(stale.value) == "NotLatestPipelineExecutionException"
+    retry(setup, second)
+    setup.poll()
+    assert statuses(setup, [first, second]) == ["Failed", "InProgress"]

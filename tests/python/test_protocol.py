@@ -142,7 +142,7 @@ def test_unknown_target_prefix(endpoint):
     assert_aws_error(response, response.status_code)
 
 
-@pytest.mark.parametrize("operation", ["RetryStageExecution", "RollbackStage", "ListWebhooks"])
+@pytest.mark.parametrize("operation", ["RollbackStage", "ListWebhooks"])
 def test_modelled_but_not_built_operation(endpoint, operation):
     body = {"pipelineName": "whatever", "pipelineExecutionId": "x", "stageName": "s", "retryMode": "ALL_ACTIONS",
             "transitionType": "Inbound", "reason": "r"}
@@ -262,7 +262,7 @@ OPERATIONS = [
     "CreatePipeline", "GetPipeline", "UpdatePipeline", "DeletePipeline", "ListPipelines",
     "TagResource", "UntagResource", "ListTagsForResource",
 ]
-UNBUILT = ["RollbackStage", "RetryStageExecution", "ListWebhooks", "OverrideStageCondition"]
+UNBUILT = ["RollbackStage", "ListWebhooks", "OverrideStageCondition"]
 
 FUZZ_SEED = 20150709
 FUZZ_SIGNED = 300

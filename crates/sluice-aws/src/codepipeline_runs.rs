@@ -1,8 +1,10 @@
 //! CodePipeline executions and the job-worker protocol on the wire: StartPipelineExecution,
-//! GetPipelineExecution, ListPipelineExecutions, GetPipelineState, PollForJobs, AcknowledgeJob,
-//! GetJobDetails, PutJobSuccessResult, PutJobFailureResult, PutApprovalResult, and the
-//! third-party variants (PollForThirdPartyJobs, AcknowledgeThirdPartyJob, GetThirdPartyJobDetails,
-//! PutThirdPartyJobSuccessResult, PutThirdPartyJobFailureResult) which require the client token.
+//! StopPipelineExecution, RetryStageExecution, GetPipelineExecution, ListPipelineExecutions,
+//! GetPipelineState, ListActionExecutions, Disable/EnableStageTransition, PollForJobs,
+//! AcknowledgeJob, GetJobDetails, PutJobSuccessResult, PutJobFailureResult, PutApprovalResult,
+//! and the third-party variants (PollForThirdPartyJobs, AcknowledgeThirdPartyJob,
+//! GetThirdPartyJobDetails, PutThirdPartyJobSuccessResult, PutThirdPartyJobFailureResult) which
+//! require the client token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sluice_engine::pipeline_jobs::{Approval, ArtifactLocation, JobSuccess, JobView};
+use sluice_engine::stage_retry::RetryMode;
 use sluice_engine::{Engine, Principal};
 use sluice_store::executions::{ExecutionRow, StepRow};
 
@@ -22,6 +25,7 @@ pub const POLL_WAIT: Duration = Duration::from_secs(1);
 pub const OPERATIONS: &[&str] = &[
     "StartPipelineExecution",
     "StopPipelineExecution",
+    "RetryStageExecution",
     "GetPipelineExecution",
     "ListPipelineExecutions",
     "GetPipelineState",
@@ -60,6 +64,7 @@ pub async fn call(
     let result = match operation {
         "StartPipelineExecution" => with_input!(input, |i| start(engine, principal, i)),
         "StopPipelineExecution" => with_input!(input, |i| stop(engine, principal, i)),
+        "RetryStageExecution" => with_input!(input, |i| retry(engine, principal, i)),
         "GetPipelineExecution" => with_input!(input, |i| get_execution(engine, i)),
         "ListPipelineExecutions" => with_input!(input, |i| list_executions(engine, i)),
         "GetPipelineState" => with_input!(input, |i| state(engine, i)),
@@ -121,6 +126,30 @@ async fn stop(engine: &Engine, principal: &Principal, input: StopInput) -> Resul
     engine
         .stop_pipeline_execution(principal, &input.pipeline_name, &input.pipeline_execution_id, abandon)
         .await?;
+    Ok(json!({"pipelineExecutionId": input.pipeline_execution_id}).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetryInput {
+    pipeline_name: String,
+    stage_name: String,
+    pipeline_execution_id: String,
+    retry_mode: String,
+}
+
+async fn retry(engine: &Engine, principal: &Principal, input: RetryInput) -> Result<String, AwsError> {
+    let mode = match input.retry_mode.as_str() {
+        "FAILED_ACTIONS" => RetryMode::FailedActions,
+        "ALL_ACTIONS" => RetryMode::AllActions,
+        other => {
+            return Err(AwsError::validation(format!(
+                "retryMode {other} is not FAILED_ACTIONS or ALL_ACTIONS"
+            )))
+        }
+    };
+    let (pipeline, stage, id) = (&input.pipeline_name, &input.stage_name, &input.pipeline_execution_id);
+    engine.retry_stage_execution(principal, pipeline, stage, id, mode).await?;
     Ok(json!({"pipelineExecutionId": input.pipeline_execution_id}).to_string())
 }
 
@@ -253,6 +282,10 @@ async fn state(engine: &Engine, input: StateInput) -> Result<String, AwsError> {
             let mut out = json!({"stageName": stage.stage_name, "inboundTransitionState": inbound, "actionStates": actions});
             if let Some((id, status)) = &stage.latest {
                 out["latestExecution"] = json!({"pipelineExecutionId": id, "status": status});
+            }
+            if stage.retries > 0 {
+                out["retryStageMetadata"] =
+                    json!({"manualStageRetryAttempt": stage.retries, "latestRetryTrigger": "ManualStageRetry"});
             }
             out
         })

@@ -68,6 +68,9 @@ impl From<EngineError> for AwsError {
             EngineError::NotStoppable(_) => ("PipelineExecutionNotStoppableException", 400),
             EngineError::StageNotFound(_) => ("StageNotFoundException", 400),
             EngineError::DuplicatedStopRequest(_) => ("DuplicatedStopRequestException", 400),
+            EngineError::StageNotRetryable(_) => ("StageNotRetryableException", 400),
+            EngineError::NotLatestPipelineExecution(_) => ("NotLatestPipelineExecutionException", 400),
+            EngineError::Conflict(_) => ("ConflictException", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)
             | EngineError::EntityTooLarge(_) => ("ValidationException", 400),

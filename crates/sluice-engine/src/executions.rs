@@ -37,7 +37,7 @@ pub mod step_status {
     pub const ABANDONED: &str = "Abandoned";
 }
 
-const RUNNING: &str = "running";
+pub(crate) const RUNNING: &str = "running";
 const WAITING: &str = "waiting";
 const DONE: &str = "done";
 
@@ -89,7 +89,7 @@ fn output_locations(def: &Definition, action: &ActionSpec) -> Vec<Value> {
 
 /// Follow-on work inside one transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Work {
+pub(crate) enum Work {
     /// An execution asks to enter a stage.
     Request { execution: String, stage: usize },
     /// A step of an execution finished; check its group.
@@ -106,7 +106,7 @@ pub(crate) struct Transition<'e> {
     defs: std::collections::HashMap<i64, Definition>,
     name: String,
     pub now: i64,
-    work: VecDeque<Work>,
+    pub(crate) work: VecDeque<Work>,
     /// Queues that got jobs; pollers are woken after the commit.
     queues: Vec<String>,
 }
@@ -369,7 +369,7 @@ impl Transition<'_> {
         Ok(def)
     }
 
-    async fn event(&mut self, execution: &str, actor: &str, kind: &str) -> Result<()> {
+    pub(crate) async fn event(&mut self, execution: &str, actor: &str, kind: &str) -> Result<()> {
         let event = sluice_store::events::NewEvent {
             execution_id: Some(execution),
             job_id: None,
@@ -383,7 +383,7 @@ impl Transition<'_> {
         Ok(())
     }
 
-    async fn execution(&mut self, id: &str) -> Result<ExecutionRow> {
+    pub(crate) async fn execution(&mut self, id: &str) -> Result<ExecutionRow> {
         rows::execution_in(&mut self.tx, id)
             .await?
             .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))
@@ -452,7 +452,7 @@ impl Transition<'_> {
         Ok(())
     }
 
-    async fn start_group(
+    pub(crate) async fn start_group(
         &mut self,
         execution: &ExecutionRow,
         def: &Definition,
@@ -468,7 +468,7 @@ impl Transition<'_> {
         Ok(())
     }
 
-    async fn start_action(
+    pub(crate) async fn start_action(
         &mut self,
         execution: &ExecutionRow,
         def: &Definition,
@@ -499,6 +499,7 @@ impl Transition<'_> {
         };
         let current = self.execution(&execution.id).await?;
         let execution_data = data_of(&current.data);
+        step.attempt = crate::stage_retry::stage_attempt(&execution_data, &def.spec.stages[stage].name);
         let secret_check = self.check_secret_references(def, stage, action, &execution_data).await?;
         match secret_check.and_then(|()| resolve_configuration(&action.configuration, &execution_data)) {
             Ok(resolved) => data["configuration"] = json!(resolved),
@@ -704,7 +705,7 @@ impl Transition<'_> {
             return Ok(());
         }
         let def = self.def_of(execution.definition_version).await?;
-        let steps = rows::steps_at(&mut self.tx, id, stage as i64).await?;
+        let steps = crate::stage_retry::current_steps(rows::steps_at(&mut self.tx, id, stage as i64).await?);
         if steps.iter().any(|s| s.status == step_status::IN_PROGRESS) {
             return Ok(());
         }
@@ -782,6 +783,8 @@ pub struct StageStateView {
     pub stage_name: String,
     /// The newest execution that ran the stage and the stage's status in it.
     pub latest: Option<(String, String)>,
+    /// How many times the latest execution's run of this stage was retried by hand.
+    pub retries: i64,
     /// Each action of the stage with its newest action execution, if any.
     pub actions: Vec<(String, Option<StepRow>)>,
 }
@@ -854,7 +857,7 @@ impl Engine {
                     steps.iter().filter(|s| s.position == index as i64).cloned().collect::<Vec<_>>()
                 };
                 let latest = steps_by_execution.iter().find_map(|(id, steps)| {
-                    let here = in_stage(steps);
+                    let here = crate::stage_retry::current_steps(in_stage(steps));
                     (!here.is_empty()).then(|| (id.clone(), stage_status(&here)))
                 });
                 let actions = stage
@@ -867,7 +870,12 @@ impl Engine {
                         (action.name.clone(), newest)
                     })
                     .collect();
-                StageStateView { stage_name: stage.name.clone(), latest, actions }
+                let retries = latest
+                    .as_ref()
+                    .and_then(|(id, _)| recent.iter().find(|e| &e.id == id))
+                    .map(|e| crate::stage_retry::stage_retries(&data_of(&e.data), &stage.name))
+                    .unwrap_or(0);
+                StageStateView { stage_name: stage.name.clone(), latest, retries, actions }
             })
             .collect();
         Ok((def, stages))

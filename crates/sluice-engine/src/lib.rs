@@ -13,6 +13,7 @@ pub mod keys;
 pub mod pipeline_jobs;
 pub mod pipelines;
 pub mod secrets;
+pub mod stage_retry;
 pub mod tags;
 
 use sluice_core::clock::SharedClock;
@@ -73,6 +74,12 @@ pub enum Error {
     StageNotFound(String),
     #[error("{0}")]
     DuplicatedStopRequest(String),
+    #[error("{0}")]
+    StageNotRetryable(String),
+    #[error("{0}")]
+    NotLatestPipelineExecution(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     InvalidBucketName(String),
     #[error("{0}")]

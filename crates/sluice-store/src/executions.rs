@@ -170,6 +170,32 @@ pub async fn executions_at_stage(
     rows.iter().map(decode_execution).collect()
 }
 
+/// Whether an execution of the pipeline started after `(created_at, id)` has run stage
+/// `stage_index` or a later one, that is, has steps there (a retry is only for the latest run of
+/// a stage).
+pub async fn later_execution_reached(
+    tx: &mut Tx<'_>,
+    name: &str,
+    created_at: i64,
+    id: &str,
+    stage_index: i64,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT id FROM executions
+         WHERE definition_name = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
+           AND stage_index >= $4
+           AND EXISTS (SELECT 1 FROM steps WHERE steps.execution_id = executions.id AND steps.position >= $4)
+         LIMIT 1",
+    )
+    .bind(name)
+    .bind(created_at)
+    .bind(id)
+    .bind(stage_index)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
 pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO steps (id, execution_id, name, position, status, attempt, data, error, started_at, finished_at)

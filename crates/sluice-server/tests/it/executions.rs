@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactDetails, ArtifactStore,
-    ArtifactStoreType, InputArtifact, OutputArtifact, PipelineDeclaration, StageDeclaration,
+    ArtifactStoreType, FailureDetails, FailureType, InputArtifact, OutputArtifact, PipelineDeclaration,
+    StageDeclaration, StageRetryMode,
 };
 use aws_sdk_codepipeline::Client;
 use sluice_core::clock::{Clock, ManualClock, SystemClock};
@@ -106,6 +107,63 @@ async fn a_job_runs_through_the_rust_sdk() {
     assert_eq!(ack.status().unwrap().as_str(), "InProgress");
     client.put_job_success_result().job_id(job.id().unwrap()).send().await.unwrap();
     assert_eq!(status(&client, "sdk", &id).await, "Succeeded");
+    server.stop().await;
+}
+
+/// A failed build stage retried through the SDK on PostgreSQL: the retry queues a new job and
+/// the execution succeeds.
+#[tokio::test]
+async fn a_failed_stage_is_retried_through_the_rust_sdk() {
+    let server = TestServer::start(Db::Postgres).await;
+    let client = server.codepipeline();
+    prepare(&server, &client).await;
+    client.create_pipeline().pipeline(pipeline("retry", false)).send().await.unwrap();
+    let started = client.start_pipeline_execution().name("retry").send().await.unwrap();
+    let id = started.pipeline_execution_id().unwrap().to_string();
+    let run_job = |success: bool| {
+        let client = client.clone();
+        async move {
+            let polled = client.poll_for_jobs().action_type_id(build_type()).send().await.unwrap();
+            let job = &polled.jobs()[0];
+            let job_id = job.id().unwrap();
+            client.acknowledge_job().job_id(job_id).nonce(job.nonce().unwrap()).send().await.unwrap();
+            if success {
+                client.put_job_success_result().job_id(job_id).send().await.unwrap();
+            } else {
+                let details = FailureDetails::builder()
+                    .r#type(FailureType::JobFailed)
+                    .message("exit 2")
+                    .build()
+                    .unwrap();
+                client.put_job_failure_result().job_id(job_id).failure_details(details).send().await.unwrap();
+            }
+        }
+    };
+    run_job(false).await;
+    assert_eq!(status(&client, "retry", &id).await, "Failed");
+    let retried = client
+        .retry_stage_execution()
+        .pipeline_name("retry")
+        .stage_name("Build")
+        .pipeline_execution_id(&id)
+        .retry_mode(StageRetryMode::FailedActions)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.pipeline_execution_id(), Some(id.as_str()));
+    assert_eq!(status(&client, "retry", &id).await, "InProgress");
+    run_job(true).await;
+    assert_eq!(status(&client, "retry", &id).await, "Succeeded");
+    let again = client
+        .retry_stage_execution()
+        .pipeline_name("retry")
+        .stage_name("Build")
+        .pipeline_execution_id(&id)
+        .retry_mode(StageRetryMode::AllActions)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(&again), "StageNotRetryableException");
     server.stop().await;
 }
 

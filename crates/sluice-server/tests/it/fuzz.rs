@@ -16,7 +16,7 @@ fn operations() -> Vec<&'static str> {
     let mut all = sluice_aws::codepipeline::OPERATIONS.to_vec();
     let waits_for_work = ["PollForJobs", "PollForThirdPartyJobs"];
     all.extend(sluice_aws::codepipeline_runs::OPERATIONS.iter().filter(|op| !waits_for_work.contains(op)));
-    all.extend(["RollbackStage", "RetryStageExecution"]);
+    all.extend(["RollbackStage", "OverrideStageCondition"]);
     all
 }
 
