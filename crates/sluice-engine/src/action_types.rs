@@ -111,4 +111,17 @@ impl Engine {
         let stored = self.store.action_type(id).await?;
         Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
     }
+
+    /// [`Engine::action_type`] inside a transition's transaction.
+    pub(crate) async fn action_type_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        id: &ActionTypeId,
+    ) -> Result<Option<ActionType>> {
+        if let Some(builtin) = builtin_action_types().into_iter().find(|t| &t.id == id) {
+            return Ok(Some(builtin));
+        }
+        let stored = sluice_store::action_types::action_type_in(tx, id).await?;
+        Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
+    }
 }

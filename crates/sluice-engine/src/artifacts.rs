@@ -166,7 +166,9 @@ impl Engine {
     ) -> Result<(ObjectRow, Option<String>)> {
         check_bucket_name(to_bucket)?;
         check_key(to_key)?;
-        let source = self.object(bucket, key).await?;
+        check_bucket_name(bucket)?;
+        let source =
+            sluice_store::objects::object_in(tx, bucket, key).await?.ok_or_else(|| no_such_key(key))?;
         let dir = self.artifacts_dir();
         let name = uuid::Uuid::new_v4().simple().to_string();
         match tokio::fs::hard_link(dir.join(&source.file), dir.join(&name)).await {

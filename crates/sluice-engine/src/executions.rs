@@ -122,23 +122,24 @@ pub(crate) fn queue_key(type_id: &ActionTypeId, query: Option<(&str, &str)>) -> 
     }
 }
 
+/// A definition from a stored declaration (which carries its `version`).
+fn definition_from(name: &str, declaration: &str, latest: i64) -> Result<Definition> {
+    let declaration: Value = serde_json::from_str(declaration)
+        .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
+    let version = declaration.get("version").and_then(Value::as_i64).unwrap_or(latest);
+    Ok(Definition {
+        name: name.to_string(),
+        version,
+        mode: declaration.get("executionMode").and_then(Value::as_str).unwrap_or("SUPERSEDED").to_string(),
+        spec: spec_from_declaration(&declaration)?,
+        declaration,
+    })
+}
+
 impl Engine {
     pub(crate) async fn definition(&self, name: &str, version: Option<i64>) -> Result<Definition> {
         let view = self.pipeline(name, version).await?;
-        let declaration: Value = serde_json::from_str(&view.declaration)
-            .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
-        let version = declaration.get("version").and_then(Value::as_i64).unwrap_or(view.meta.version);
-        Ok(Definition {
-            name: name.to_string(),
-            version,
-            mode: declaration
-                .get("executionMode")
-                .and_then(Value::as_str)
-                .unwrap_or("SUPERSEDED")
-                .to_string(),
-            spec: spec_from_declaration(&declaration)?,
-            declaration,
-        })
+        definition_from(name, &view.declaration, view.meta.version)
     }
 
     /// Opens a transition on `def`'s pipeline (locks it).
@@ -352,7 +353,7 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 impl Transition<'_> {
     /// Commits, then wakes pollers of the queues that got jobs.
     pub(crate) async fn commit(self) -> Result<()> {
-        self.tx.commit().await.map_err(sluice_store::Error::from)?;
+        self.tx.commit().await?;
         for queue in &self.queues {
             self.engine.notify_queue(queue);
         }
@@ -364,7 +365,8 @@ impl Transition<'_> {
         if let Some(def) = self.defs.get(&version) {
             return Ok(def.clone());
         }
-        let def = self.engine.definition(&self.name, Some(version)).await?;
+        let (declaration, _) = self.engine.pipeline_in(&mut self.tx, &self.name, version).await?;
+        let def = definition_from(&self.name, &declaration, version)?;
         self.defs.insert(version, def.clone());
         Ok(def)
     }
@@ -417,11 +419,16 @@ impl Transition<'_> {
         }
         let def = self.def_of(execution.definition_version).await?;
         let index = stage as i64;
-        let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
-        let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
-        let others_waiting: Vec<_> = waiting.into_iter().filter(|w| w.id != id).collect();
         let stage_name = def.spec.stages[stage].name.clone();
         let open = !rows::transition_disabled(&mut self.tx, &self.name, &stage_name).await?;
+        // PARALLEL executions share stages: no need to read (possibly many) neighbours.
+        let (running, others_waiting) = if def.mode == "PARALLEL" {
+            (Vec::new(), Vec::new())
+        } else {
+            let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
+            let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
+            (running, waiting.into_iter().filter(|w| w.id != id).collect::<Vec<_>>())
+        };
         let free = open && running.iter().all(|r| r.id == id);
         let may_enter = match def.mode.as_str() {
             "PARALLEL" => open,
@@ -590,10 +597,8 @@ impl Transition<'_> {
             return Ok(Ok(()));
         }
         let prefix = format!("{}/{}/", def.spec.stages[stage].name, action.name);
-        let secrets: std::collections::BTreeMap<String, String> = self
-            .engine
-            .pipeline_secrets(&def.name, def.version)
-            .await?
+        let (_, secrets) = self.engine.pipeline_in(&mut self.tx, &def.name, def.version).await?;
+        let secrets: std::collections::BTreeMap<String, String> = secrets
             .into_iter()
             .filter_map(|(path, value)| path.strip_prefix(&prefix).map(|p| (p.to_string(), value)))
             .collect();
@@ -610,7 +615,7 @@ impl Transition<'_> {
         action: &ActionSpec,
         continuation_token: Option<&str>,
     ) -> Result<()> {
-        let action_type = self.engine.action_type(&action.type_id).await?;
+        let action_type = self.engine.action_type_in(&mut self.tx, &action.type_id).await?;
         // The queryable value as resolved when the step started.
         let step = rows::step_in(&mut self.tx, step_id).await?;
         let resolved = step.map(|s| data_of(&s.data)).and_then(|d| d.get("configuration").cloned());

@@ -112,7 +112,9 @@ pub struct Engine {
     key_cache: std::sync::Arc<keys::KeyCache>,
     artifacts_dir: std::path::PathBuf,
     /// Woken after a commit that queued jobs; long polls wait on it.
-    jobs_ready: std::sync::Arc<tokio::sync::Notify>,
+    jobs_ready: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,
+    >,
 }
 
 impl Engine {
@@ -134,14 +136,25 @@ impl Engine {
         }
     }
 
-    /// Wakes long polls: jobs were queued on `queue` (any poller re-checks its own queue).
-    pub(crate) fn notify_queue(&self, _queue: &str) {
-        self.jobs_ready.notify_waiters();
+    /// Wakes every long poll (jobs came back to queues the caller does not know).
+    pub(crate) fn notify_all_queues(&self) {
+        for notifier in self.jobs_ready.lock().expect("jobs_ready").values() {
+            notifier.notify_waiters();
+        }
     }
 
-    /// The notifier long polls wait on.
-    pub(crate) fn jobs_ready(&self) -> &tokio::sync::Notify {
-        &self.jobs_ready
+    /// Wakes the long polls of `queue`: jobs were queued on it.
+    pub(crate) fn notify_queue(&self, queue: &str) {
+        let notifier = self.jobs_ready.lock().expect("jobs_ready").get(queue).cloned();
+        if let Some(notifier) = notifier {
+            notifier.notify_waiters();
+        }
+    }
+
+    /// The notifier a queue's long polls wait on: only polls of that queue wake for its jobs.
+    pub(crate) fn jobs_ready(&self, queue: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut notifiers = self.jobs_ready.lock().expect("jobs_ready");
+        notifiers.entry(queue.to_string()).or_default().clone()
     }
 
     /// Where artifact object bytes are kept.

@@ -118,8 +118,9 @@ impl Engine {
     /// Claims up to `max` jobs of a queue, waiting up to `wait` for one to be queued.
     async fn claim_waiting(&self, key: &str, max: i64, wait: Duration) -> Result<Vec<JobRow>> {
         let deadline = tokio::time::Instant::now() + wait;
+        let ready = self.jobs_ready(key);
         loop {
-            let notified = self.jobs_ready().notified();
+            let notified = ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = self.now_millis();
@@ -370,7 +371,7 @@ impl Engine {
         let now = self.now_millis();
         let mut changed = self.store().requeue_unacknowledged(now).await?;
         if changed > 0 {
-            self.notify_queue("");
+            self.notify_all_queues();
         }
         for job in self.store().time_out_expired(now).await? {
             changed += 1;

@@ -241,6 +241,21 @@ impl Engine {
         self.open_secrets(stored.secrets.as_deref())
     }
 
+    /// A pipeline version read inside a transition's transaction, as (declaration, secrets).
+    pub(crate) async fn pipeline_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        name: &str,
+        version: i64,
+    ) -> Result<(String, Secrets)> {
+        let stored = sluice_store::pipelines::pipeline_in(tx, name, Some(version))
+            .await?
+            .ok_or_else(|| pipeline_not_found(name))?;
+        let declaration = with_version(&stored.declaration, stored.version)
+            .ok_or_else(|| Error::Internal(format!("stored declaration of {name} is not a JSON object")))?;
+        Ok((declaration, self.open_secrets(stored.secrets.as_deref())?))
+    }
+
     fn open_secrets(&self, sealed: Option<&[u8]>) -> Result<Secrets> {
         let Some(sealed) = sealed else { return Ok(Secrets::new()) };
         let plain = self

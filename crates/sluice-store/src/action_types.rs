@@ -8,7 +8,7 @@ use sluice_core::action_type::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{events, to_u32, Error, Result, Store};
+use crate::{events, to_u32, Error, Result, Store, Tx};
 
 const COLUMNS: &str = "category, owner, provider, version, settings, properties, \
                        input_min, input_max, output_min, output_max, deleted_at";
@@ -228,4 +228,14 @@ fn decode_properties(value: &Value) -> Result<Vec<ConfigProperty>> {
             })
         })
         .collect()
+}
+
+/// The action type with this id, deleted or not, read inside a transaction.
+pub async fn action_type_in(tx: &mut Tx<'_>, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM action_types
+         WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
+    );
+    let row = sqlx::query(&sql).bind_id(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode).transpose()
 }

@@ -173,6 +173,7 @@ impl Store {
              RETURNING {COLUMNS}",
             nonce = self.random_nonce_sql()
         );
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(&sql)
             .bind(queue_key)
             .bind(tenant)
@@ -194,6 +195,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<AckOutcome> {
+        let turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE jobs SET status = 'InProgress', lease_until = $3, updated_at = $4
              WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
@@ -204,6 +206,7 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        drop(turn);
         if done.rows_affected() == 1 {
             return Ok(AckOutcome::Acknowledged);
         }
@@ -226,6 +229,7 @@ impl Store {
     /// Dispatched jobs whose lease ran out go back to the queue without a nonce (the next poll
     /// issues a new one). Returns how many.
     pub async fn requeue_unacknowledged(&self, now: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL, updated_at = $1
              WHERE status = 'Dispatched' AND lease_until < $1",
@@ -244,6 +248,7 @@ impl Store {
              WHERE status = 'InProgress' AND lease_until < $1
              RETURNING {COLUMNS}"
         );
+        let _turn = self.write_turn().await;
         let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
         rows.iter().map(decode).collect()
     }

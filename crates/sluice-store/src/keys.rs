@@ -53,6 +53,7 @@ pub struct AccessKeyRow {
 impl Store {
     /// Inserts a key; `Error::Conflict` if the id exists.
     pub async fn insert_access_key(&self, key: &AccessKeyRow) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
                                       session_token_hash, job_id, scope)
@@ -110,6 +111,7 @@ impl Store {
 
     /// Ends every live key of a job at `at`; returns how many.
     pub async fn expire_job_keys(&self, job_id: &str, at: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE access_keys SET expires_at = $2
              WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)",

@@ -61,10 +61,38 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
+    /// SQLite has one writer at a time; writers queue here, in order, instead of holding pooled
+    /// connections while SQLite's busy handler sleeps and retries. None on PostgreSQL.
+    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
-/// A transaction on the store.
-pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+/// A transaction on the store. On SQLite it also holds the store's write turn until it commits
+/// or is dropped. It dereferences to the connection, so queries run on `&mut **tx`.
+pub struct Tx<'a> {
+    inner: sqlx::Transaction<'a, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx<'_> {
+    /// Commits; the write turn ends after the commit.
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -98,7 +126,8 @@ impl Store {
                     .await?
             }
         };
-        let store = Store { pool, backend, reader };
+        let writer = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        let store = Store { pool, backend, reader, writer };
         store.migrate().await?;
         Ok(store)
     }
@@ -130,9 +159,22 @@ impl Store {
         &self.pool
     }
 
-    /// Starts a transaction; everything written through it commits together.
+    /// Starts a transaction; everything written through it commits together. On SQLite it
+    /// first waits for the write turn.
     pub async fn begin(&self) -> Result<Tx<'static>> {
-        Ok(self.pool.begin().await?)
+        let turn = match &self.writer {
+            Some(writer) => Some(writer.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(Tx { inner: self.pool.begin().await?, _turn: turn })
+    }
+
+    /// The write turn for a single-statement write outside a transaction (SQLite only).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.writer {
+            Some(writer) => Some(writer.lock().await),
+            None => None,
+        }
     }
 
     /// Whether the database answers.

@@ -87,6 +87,7 @@ impl Store {
 
     /// Removes an object's record; returns it if there was one.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
+        let _turn = self.write_turn().await;
         let sql = format!("DELETE FROM objects WHERE bucket = $1 AND object_key = $2 RETURNING {COLUMNS}");
         let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(self.pool()).await?;
         row.as_ref().map(decode).transpose()
@@ -116,4 +117,11 @@ impl Store {
             .await?;
         rows.iter().map(decode).collect()
     }
+}
+
+/// An object's record, read inside a transaction.
+pub async fn object_in(tx: &mut Tx<'_>, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
+    let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode).transpose()
 }

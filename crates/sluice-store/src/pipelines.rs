@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{events, tags, Result, Store};
+use crate::{events, tags, Result, Store, Tx};
 
 /// Summary fields of a pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,15 +115,7 @@ impl Store {
         }
         let row =
             sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(self.pool()).await?;
-        row.map(|row| {
-            Ok(PipelineVersion {
-                meta: decode_meta(&row)?,
-                version: row.try_get(6)?,
-                declaration: row.try_get(7)?,
-                secrets: row.try_get(8)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(decode_version).transpose()
     }
 
     /// Summary of a pipeline, if it exists.
@@ -186,4 +178,24 @@ fn decode_meta(row: &AnyRow) -> Result<PipelineMeta> {
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })
+}
+
+fn decode_version(row: &AnyRow) -> Result<PipelineVersion> {
+    Ok(PipelineVersion {
+        meta: decode_meta(row)?,
+        version: row.try_get(6)?,
+        declaration: row.try_get(7)?,
+        secrets: row.try_get(8)?,
+    })
+}
+
+/// The named version (latest when `None`) of a pipeline, read inside a transaction (a
+/// transition must not wait for a second pooled connection while it holds one).
+pub async fn pipeline_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    version: Option<i64>,
+) -> Result<Option<PipelineVersion>> {
+    let row = sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(decode_version).transpose()
 }

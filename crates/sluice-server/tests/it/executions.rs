@@ -110,6 +110,39 @@ async fn a_job_runs_through_the_rust_sdk() {
     server.stop().await;
 }
 
+/// More concurrent starts than pooled connections: a transition never waits for a second
+/// connection while it holds one, so none of them fails (it used to time out on the pool).
+async fn concurrent_starts_all_succeed(db: Db) {
+    let server = TestServer::start(db).await;
+    let client = server.codepipeline();
+    prepare(&server, &client).await;
+    client.create_pipeline().pipeline(pipeline("burst", false)).send().await.unwrap();
+    let starts: Vec<_> = (0..40)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.start_pipeline_execution().name("burst").send().await })
+        })
+        .collect();
+    for start in starts {
+        let started = start.await.unwrap();
+        assert!(started.is_ok(), "{:?}", started.err().map(|e| error_code(&e)));
+    }
+    let listed =
+        client.list_pipeline_executions().pipeline_name("burst").max_results(100).send().await.unwrap();
+    assert_eq!(listed.pipeline_execution_summaries().len(), 40);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_starts_on_sqlite() {
+    concurrent_starts_all_succeed(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn concurrent_starts_on_postgres() {
+    concurrent_starts_all_succeed(Db::Postgres).await;
+}
+
 /// A failed build stage retried through the SDK on PostgreSQL: the retry queues a new job and
 /// the execution succeeds.
 #[tokio::test]
