@@ -1,6 +1,7 @@
 //! `sluice-bench`: load generators for Sluice. `bare` serves a bare axum handler for comparison;
 //! `setup` creates the pipeline the reads use; `get-pipeline` sends signed GetPipeline requests
-//! at a fixed concurrency for a bounded time and prints req/s and p50/p99 latency as JSON.
+//! at a fixed concurrency for a bounded time and prints req/s and p50/p99 latency as JSON;
+//! `throughput`, `handoff` and `pickup` are the job benchmarks B1/B1b, B2 and B3 ([`jobs`]).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use sluice_aws::sigv4::{sha256_hex, sign_headers, SigningParams};
+
+mod jobs;
 
 #[derive(Parser)]
 struct Cli {
@@ -30,6 +33,46 @@ enum Command {
     Setup {
         #[arg(long)]
         endpoint: String,
+    },
+    /// B1/B1b: per-job throughput; producers start two-job executions, workers run the jobs.
+    Throughput {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 20_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 16)]
+        producers: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        /// PollForJobs maxBatchSize (1 for B1, 100 for B1b).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
+    },
+    /// B2: step handoff through a sequential pipeline served by one worker.
+    Handoff {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
+    },
+    /// B3: pickup latency of single jobs created at a fixed interval.
+    Pickup {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 300)]
+        jobs: usize,
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        pollers: usize,
+        #[arg(long, default_value_t = 300)]
+        timeout_seconds: u64,
     },
     /// Signed GetPipeline requests at a fixed concurrency for a bounded time.
     GetPipeline {
@@ -55,6 +98,27 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Bare { listen } => bare(&listen).await,
             Command::Setup { endpoint } => setup(&endpoint).await,
+            Command::Throughput { endpoint, jobs, producers, workers, batch, timeout_seconds } => {
+                let target = jobs::Target::new(&endpoint, "Thru");
+                let timeout = Duration::from_secs(timeout_seconds);
+                println!("{}", jobs::throughput(target, jobs, producers, workers, batch, timeout).await?);
+                Ok(())
+            }
+            Command::Handoff { endpoint, steps, rounds, timeout_seconds } => {
+                let target = jobs::Target::new(&endpoint, "Hand");
+                println!(
+                    "{}",
+                    jobs::handoff(target, steps, rounds, Duration::from_secs(timeout_seconds)).await?
+                );
+                Ok(())
+            }
+            Command::Pickup { endpoint, jobs, interval_ms, pollers, timeout_seconds } => {
+                let target = jobs::Target::new(&endpoint, "Pick");
+                let (interval, timeout) =
+                    (Duration::from_millis(interval_ms), Duration::from_secs(timeout_seconds));
+                println!("{}", jobs::pickup(target, jobs, interval, pollers, timeout).await?);
+                Ok(())
+            }
             Command::GetPipeline { endpoint, concurrency, seconds } => {
                 let report = get_pipeline(&endpoint, concurrency, Duration::from_secs(seconds)).await?;
                 println!("{report}");
