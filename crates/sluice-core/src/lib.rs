@@ -1,7 +1,9 @@
 //! Sluice's domain: action types, pipeline structure and its validation rules, job lifecycle
-//! names and the injectable [`clock::Clock`]. Nothing here does IO.
+//! names, Automation runbooks ([`automation`]) and the injectable [`clock::Clock`]. Nothing here
+//! does IO.
 
 pub mod action_type;
+pub mod automation;
 pub mod clock;
 pub mod job;
 pub mod pipeline;
