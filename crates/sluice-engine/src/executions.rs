@@ -107,6 +107,8 @@ pub(crate) struct Transition<'e> {
     name: String,
     pub now: i64,
     pub(crate) work: VecDeque<Work>,
+    /// Executions read or written in this transition, as last written.
+    executions: std::collections::HashMap<String, ExecutionRow>,
     /// Queues that got jobs; pollers are woken after the commit.
     queues: Vec<String>,
 }
@@ -160,6 +162,7 @@ impl Engine {
             name,
             now: self.now_millis(),
             work: VecDeque::new(),
+            executions: std::collections::HashMap::new(),
             queues: Vec::new(),
         })
     }
@@ -208,6 +211,7 @@ impl Engine {
             finished_at: None,
         };
         rows::insert_execution(&mut t.tx, &row).await?;
+        t.executions.insert(row.id.clone(), row.clone());
         t.event(&id, &actor.arn, "StartPipelineExecution").await?;
         t.work.push_back(Work::Request { execution: id.clone(), stage: 0 });
         t.run().await?;
@@ -264,14 +268,14 @@ impl Engine {
         if execution.stage_state == RUNNING {
             execution.status = status::STOPPING.into();
             execution.updated_at = t.now;
-            rows::update_execution(&mut t.tx, &execution).await?;
+            t.save_execution(&execution).await?;
             t.work.push_back(Work::StepDone { execution: id.to_string(), stage });
         } else {
             execution.status = status::STOPPED.into();
             execution.stage_state = DONE.into();
             execution.finished_at = Some(t.now);
             execution.updated_at = t.now;
-            rows::update_execution(&mut t.tx, &execution).await?;
+            t.save_execution(&execution).await?;
         }
         t.run().await?;
         t.commit().await?;
@@ -385,10 +389,23 @@ impl Transition<'_> {
         Ok(())
     }
 
+    /// An execution as this transition sees it (read once, then kept with every change).
     pub(crate) async fn execution(&mut self, id: &str) -> Result<ExecutionRow> {
-        rows::execution_in(&mut self.tx, id)
+        if let Some(row) = self.executions.get(id) {
+            return Ok(row.clone());
+        }
+        let row = rows::execution_in(&mut self.tx, id)
             .await?
-            .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))
+            .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))?;
+        self.executions.insert(id.to_string(), row.clone());
+        Ok(row)
+    }
+
+    /// Writes an execution's new state; the transition's later reads see it.
+    pub(crate) async fn save_execution(&mut self, row: &ExecutionRow) -> Result<()> {
+        rows::update_execution(&mut self.tx, row).await?;
+        self.executions.insert(row.id.clone(), row.clone());
+        Ok(())
     }
 
     /// Queues "this step finished" for its execution.
@@ -445,13 +462,13 @@ impl Transition<'_> {
                 older.stage_state = DONE.into();
                 older.finished_at = Some(self.now);
                 older.updated_at = self.now;
-                rows::update_execution(&mut self.tx, &older).await?;
+                self.save_execution(&older).await?;
             }
         }
         execution.stage_index = index;
         execution.stage_state = if may_enter { RUNNING.into() } else { WAITING.into() };
         execution.updated_at = self.now;
-        rows::update_execution(&mut self.tx, &execution).await?;
+        self.save_execution(&execution).await?;
         if may_enter {
             let first = def.spec.stages[stage].actions.iter().map(|a| a.run_order).min().unwrap_or(1);
             self.start_group(&execution, &def, stage, first).await?;
@@ -699,7 +716,7 @@ impl Transition<'_> {
         }
         current.data = Value::Object(data).to_string();
         current.updated_at = self.now;
-        rows::update_execution(&mut self.tx, &current).await.map_err(Error::from)
+        self.save_execution(&current).await
     }
 
     /// After a step finished: fail the stage, start the next run-order group, or leave the stage.
@@ -742,7 +759,7 @@ impl Transition<'_> {
                 execution.stage_state = WAITING.into();
                 execution.stage_index = stage as i64 + 1;
                 execution.updated_at = self.now;
-                rows::update_execution(&mut self.tx, &execution).await?;
+                self.save_execution(&execution).await?;
                 Ok(())
             }
         }
@@ -753,7 +770,7 @@ impl Transition<'_> {
         execution.stage_state = DONE.into();
         execution.finished_at = Some(self.now);
         execution.updated_at = self.now;
-        rows::update_execution(&mut self.tx, &execution).await?;
+        self.save_execution(&execution).await?;
         let kind = match execution.status.as_str() {
             status::SUCCEEDED => "ExecutionSucceeded",
             status::STOPPED => "ExecutionStopped",

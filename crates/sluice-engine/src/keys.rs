@@ -200,6 +200,18 @@ impl Engine {
         scope: &JobScope,
         expires_at: i64,
     ) -> Result<TemporaryCredentials> {
+        let (credentials, row) = self.job_credentials(job_id, scope, expires_at);
+        self.store.insert_access_key(&row).await?;
+        Ok(credentials)
+    }
+
+    /// New credentials for a job and the key row that makes them valid once stored.
+    pub(crate) fn job_credentials(
+        &self,
+        job_id: &str,
+        scope: &JobScope,
+        expires_at: i64,
+    ) -> (TemporaryCredentials, AccessKeyRow) {
         let id: String = random_text(16).to_ascii_uppercase();
         let credentials = TemporaryCredentials {
             access_key_id: format!("ASIA{id}"),
@@ -222,8 +234,7 @@ impl Engine {
             job_id: Some(job_id.to_string()),
             scope: Some(scope.to_json()),
         };
-        self.store.insert_access_key(&row).await?;
-        Ok(credentials)
+        (credentials, row)
     }
 
     /// Ends a job's temporary credentials now.

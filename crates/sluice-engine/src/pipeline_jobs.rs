@@ -10,6 +10,7 @@ use sluice_core::action_type::ActionTypeId;
 use sluice_core::job::JobStatus;
 use sluice_store::executions as rows;
 use sluice_store::jobs::{self, AckOutcome, JobRow};
+use sluice_store::keys::AccessKeyRow;
 
 use crate::executions::{queue_key, step_status, Transition};
 use crate::keys::{JobScope, ObjectRef, TemporaryCredentials};
@@ -109,9 +110,14 @@ impl Engine {
         let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
         let claimed = self.claim_waiting(&key, max, wait).await?;
         let mut views = Vec::with_capacity(claimed.len());
+        let mut keys = Vec::with_capacity(claimed.len());
         for job in claimed {
-            views.push(self.job_view(job, true).await?);
+            let (view, key) = self.job_view(job, true).await?;
+            views.push(view);
+            keys.extend(key);
         }
+        // One write for the whole batch's credentials.
+        self.store().insert_access_keys(&keys).await?;
         Ok(views)
     }
 
@@ -149,10 +155,16 @@ impl Engine {
     pub async fn job_details(&self, id: &str) -> Result<JobView> {
         let job = self.job_row(id).await?;
         let live = !job.status.is_final();
-        self.job_view(job, live).await
+        let (view, key) = self.job_view(job, live).await?;
+        if let Some(key) = key {
+            self.store().insert_access_key(&key).await?;
+        }
+        Ok(view)
     }
 
-    async fn job_view(&self, job: JobRow, with_credentials: bool) -> Result<JobView> {
+    /// A job as workers see it, and the key row of its new credentials (when asked for), which
+    /// the caller stores.
+    async fn job_view(&self, job: JobRow, with_credentials: bool) -> Result<(JobView, Option<AccessKeyRow>)> {
         let execution_id = job.execution_id.clone().ok_or_else(|| job_not_found(&job.id))?;
         let step_id = job.step_id.clone().ok_or_else(|| job_not_found(&job.id))?;
         let execution = self.store().execution(&execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
@@ -197,11 +209,12 @@ impl Engine {
                     .collect(),
             };
             let expires = self.now_millis() + job_timeout(&def, stage, &action.name) + DISPATCH_LEASE_MILLIS;
-            Some(self.mint_job_credentials(&job.id, &scope, expires).await?)
+            Some(self.job_credentials(&job.id, &scope, expires))
         } else {
             None
         };
-        Ok(JobView {
+        let (credentials, key) = credentials.unzip();
+        let view = JobView {
             id: job.id,
             nonce: job.nonce,
             status: job.status,
@@ -217,7 +230,8 @@ impl Engine {
             output_artifacts,
             credentials,
             continuation_token: job.continuation_token,
-        })
+        };
+        Ok((view, key))
     }
 
     /// AcknowledgeJob: the job's status after the acknowledgement.
@@ -276,8 +290,7 @@ impl Engine {
                 data[field] = value;
             }
         }
-        let execution =
-            rows::execution_in(&mut t.tx, &step.execution_id).await?.ok_or_else(|| job_not_found(id))?;
+        let execution = t.execution(&step.execution_id).await?;
         if let Some(token) = success.continuation_token.as_deref() {
             step.data = data.to_string();
             rows::update_step(&mut t.tx, &step).await?;
@@ -305,8 +318,8 @@ impl Engine {
             t.step_done(&step);
             t.run().await?;
         }
-        t.commit().await?;
-        self.revoke_job_credentials(id).await
+        sluice_store::keys::expire_job_keys_in(&mut t.tx, id, now).await?;
+        t.commit().await
     }
 
     /// PutJobFailureResult.
@@ -317,8 +330,8 @@ impl Engine {
         let step_id = job.step_id.clone().unwrap_or_default();
         fail_step(&mut t, &step_id, failure_type, message).await?;
         t.run().await?;
-        t.commit().await?;
-        self.revoke_job_credentials(id).await
+        sluice_store::keys::expire_job_keys_in(&mut t.tx, id, now).await?;
+        t.commit().await
     }
 
     /// PutApprovalResult: Approved continues, Rejected fails the action. Returns when it was recorded.
@@ -334,7 +347,7 @@ impl Engine {
         let (_, step_id, resolved) = rows::wait_by_token(&mut t.tx, token).await?.ok_or_else(invalid)?;
         let mut step = rows::step_in(&mut t.tx, &step_id).await?.ok_or_else(invalid)?;
         let mut data = step_data(&step.data);
-        let execution = rows::execution_in(&mut t.tx, &step.execution_id).await?.ok_or_else(invalid)?;
+        let execution = t.execution(&step.execution_id).await?;
         let matches = execution.definition_name == pipeline
             && data.get("stage").and_then(Value::as_str) == Some(stage)
             && step.name == action;

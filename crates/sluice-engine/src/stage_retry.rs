@@ -125,7 +125,7 @@ impl Engine {
         execution.stage_state = RUNNING.into();
         execution.finished_at = None;
         execution.updated_at = t.now;
-        rows::update_execution(&mut t.tx, &execution).await?;
+        t.save_execution(&execution).await?;
         t.event(id, &actor.arn, &format!("RetryStageExecution({})", mode.wire_name())).await?;
         match mode {
             RetryMode::AllActions => {

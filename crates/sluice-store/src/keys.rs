@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use crate::{Result, Store};
+use crate::{Result, Store, Tx};
 
 /// What kind of principal a key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,25 +53,9 @@ pub struct AccessKeyRow {
 impl Store {
     /// Inserts a key; `Error::Conflict` if the id exists.
     pub async fn insert_access_key(&self, key: &AccessKeyRow) -> Result<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
-                                      session_token_hash, job_id, scope)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.secret_enc)
-        .bind(&key.principal_arn)
-        .bind(&key.name)
-        .bind(key.kind.as_str())
-        .bind(key.expires_at)
-        .bind(key.created_at)
-        .bind(&key.session_token_hash)
-        .bind(&key.job_id)
-        .bind(&key.scope)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut tx = self.begin().await?;
+        insert_key(&mut tx, key).await?;
+        tx.commit().await
     }
 
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
@@ -112,15 +96,20 @@ impl Store {
     /// Ends every live key of a job at `at`; returns how many.
     pub async fn expire_job_keys(&self, job_id: &str, at: i64) -> Result<u64> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE access_keys SET expires_at = $2
-             WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(job_id)
-        .bind(at)
-        .execute(self.pool())
-        .await?;
+        let done = sqlx::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(self.pool()).await?;
         Ok(done.rows_affected())
+    }
+
+    /// Inserts several keys in one transaction (the credentials of one poll's jobs).
+    pub async fn insert_access_keys(&self, keys: &[AccessKeyRow]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for key in keys {
+            insert_key(&mut tx, key).await?;
+        }
+        tx.commit().await
     }
 
     /// Whether any root key is stored.
@@ -130,4 +119,34 @@ impl Store {
             .await?;
         Ok(row.try_get::<i64, _>(0)? > 0)
     }
+}
+
+const EXPIRE_JOB_KEYS: &str = "UPDATE access_keys SET expires_at = $2
+     WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)";
+
+async fn insert_key(tx: &mut Tx<'_>, key: &AccessKeyRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
+                                  session_token_hash, job_id, scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&key.access_key_id)
+    .bind(&key.secret_enc)
+    .bind(&key.principal_arn)
+    .bind(&key.name)
+    .bind(key.kind.as_str())
+    .bind(key.expires_at)
+    .bind(key.created_at)
+    .bind(&key.session_token_hash)
+    .bind(&key.job_id)
+    .bind(&key.scope)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Ends every live key of a job at `at`, inside a transaction (the one that finishes the job).
+pub async fn expire_job_keys_in(tx: &mut Tx<'_>, job_id: &str, at: i64) -> Result<u64> {
+    let done = sqlx::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(&mut **tx).await?;
+    Ok(done.rows_affected())
 }
