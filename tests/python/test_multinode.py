@@ -1,8 +1,10 @@
-"""Three `sluice serve` processes on one PostgreSQL database, eight pollers spread across them,
-2,000 jobs: each job is handed out and completed exactly once, and every execution finishes."""
+"""Several `sluice serve` processes on one PostgreSQL database: with eight pollers spread across
+three of them, 2,000 jobs are each handed out and completed exactly once and every execution
+finishes; and a long poll on one server wakes for a job queued through another."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -32,23 +34,57 @@ def client(endpoint: str, service: str = "codepipeline"):
                         aws_access_key_id=ROOT_ACCESS_KEY_ID, aws_secret_access_key=ROOT_SECRET_ACCESS_KEY)
 
 
-def test_three_servers_hand_out_each_job_once(tmp_path):
+@contextlib.contextmanager
+def replicas(tmp_path, count: int):
+    """`count` servers on one fresh PostgreSQL database, sharing the master key and artifacts."""
     database = f"sluice_multinode_{uuid.uuid4().hex[:12]}"
     psql(f"CREATE DATABASE {database}")
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + database
     master_key = secrets.token_hex(32)
     servers = []
     try:
-        for index in range(3):
+        for index in range(count):
             server = SluiceServer(tmp_path / f"data{index}", tmp_path, name=f"node{index}")
             server.env.update(SLUICE_DATABASE_URL=url, SLUICE_MASTER_KEY=master_key,
                               SLUICE_ARTIFACTS_DIR=str(tmp_path / "shared-artifacts"))
             servers.append(server.start())
-        run_jobs(servers)
+        yield servers
     finally:
         for server in servers:
             server.stop()
         psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def test_three_servers_hand_out_each_job_once(tmp_path):
+    with replicas(tmp_path, 3) as servers:
+        run_jobs(servers)
+
+
+def test_a_long_poll_wakes_for_a_job_queued_on_another_server(tmp_path):
+    # PollForJobs waits up to 1 s. A job queued on server A while a poll waits on server B must
+    # reach that poll: B hears of it through PostgreSQL, not by polling again later.
+    with replicas(tmp_path, 2) as (a, b):
+        source = {"category": "Source", "owner": "Custom", "provider": "Wake", "version": "1"}
+        cp_a, cp_b = client(a.endpoint), client(b.endpoint)
+        for category in ("Source", "Build"):
+            cp_a.create_custom_action_type(
+                category=category, provider="Wake", version="1",
+                inputArtifactDetails={"minimumCount": 0, "maximumCount": 0},
+                outputArtifactDetails={"minimumCount": 0, "maximumCount": 0})
+        cp_a.create_pipeline(pipeline={
+            "name": "wake", "roleArn": ROLE_ARN, "artifactStore": {"type": "S3", "location": "wake"},
+            "stages": [{"name": "Source", "actions": [{"name": "Src", "actionTypeId": source}]},
+                       {"name": "Work", "actions": [{"name": "W", "actionTypeId": dict(source, category="Build")}]}],
+        })
+        cp_b.poll_for_jobs(actionTypeId=source)  # B has polled this queue before
+        answers = []
+        poll = threading.Thread(target=lambda: answers.append(cp_b.poll_for_jobs(actionTypeId=source)["jobs"]))
+        poll.start()
+        time.sleep(0.2)
+        execution_id = cp_a.start_pipeline_execution(name="wake")["pipelineExecutionId"]
+        poll.join(timeout=10)
+        [jobs] = answers
+        assert [j["data"]["pipelineContext"]["pipelineExecutionId"] for j in jobs] == [execution_id]
 
 
 def run_jobs(servers):

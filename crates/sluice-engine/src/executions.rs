@@ -355,8 +355,15 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 }
 
 impl Transition<'_> {
-    /// Commits, then wakes pollers of the queues that got jobs.
-    pub(crate) async fn commit(self) -> Result<()> {
+    /// Commits, then wakes pollers of the queues that got jobs: in this process directly, in
+    /// other processes on the same PostgreSQL database through the commit's announcements.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        self.queues.sort();
+        self.queues.dedup();
+        let backend = self.engine.store().backend();
+        for queue in &self.queues {
+            jobs::announce_in(&mut self.tx, backend, queue).await?;
+        }
         self.tx.commit().await?;
         for queue in &self.queues {
             self.engine.notify_queue(queue);

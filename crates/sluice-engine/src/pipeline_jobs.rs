@@ -121,6 +121,17 @@ impl Engine {
         Ok(views)
     }
 
+    /// Wakes this process's long polls for jobs other processes queued on the same PostgreSQL
+    /// database, until the connection cannot be had back. Returns at once on SQLite.
+    pub async fn relay_job_announcements(&self) -> Result<()> {
+        let Some(mut listener) = self.store().job_announcements().await? else { return Ok(()) };
+        loop {
+            // The listener reconnects by itself; an error here means it could not.
+            let notification = listener.recv().await.map_err(sluice_store::Error::from)?;
+            self.notify_queue(notification.payload());
+        }
+    }
+
     /// Claims up to `max` jobs of a queue, waiting up to `wait` for one to be queued.
     async fn claim_waiting(&self, key: &str, max: i64, wait: Duration) -> Result<Vec<JobRow>> {
         let deadline = tokio::time::Instant::now() + wait;

@@ -22,8 +22,10 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let router = http::router(app.clone());
     let sweeper = tokio::spawn(sweep(app.engine().clone()));
+    let relay = tokio::spawn(relay(app.engine().clone()));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     sweeper.abort();
+    relay.abort();
     app.engine().store().close().await;
     Ok(())
 }
@@ -38,5 +40,18 @@ async fn sweep(engine: sluice_engine::Engine) {
         if let Err(err) = engine.sweep().await {
             tracing::warn!(error = %err, "sweeper pass failed");
         }
+    }
+}
+
+/// Relays other replicas' job announcements to this process's long polls (PostgreSQL); if the
+/// listening connection fails, it is opened again a second later. Polls still find every job
+/// on their own (they re-check their queue at least once a second), so this only adds speed.
+async fn relay(engine: sluice_engine::Engine) {
+    loop {
+        match engine.relay_job_announcements().await {
+            Ok(()) => return,
+            Err(err) => tracing::warn!(error = %err, "job announcements interrupted"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }

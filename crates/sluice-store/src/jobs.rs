@@ -253,3 +253,19 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 }
+
+/// The PostgreSQL channel that carries the queue keys of newly queued jobs.
+pub const ANNOUNCE_CHANNEL: &str = "sluice_jobs";
+
+/// Announces, when `tx` commits, that jobs were queued on `queue_key`, so that long polls in
+/// other server processes on the same PostgreSQL database wake. Nothing on SQLite.
+pub async fn announce_in(tx: &mut Tx<'_>, backend: Backend, queue_key: &str) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(ANNOUNCE_CHANNEL)
+            .bind(queue_key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -64,6 +64,8 @@ pub struct Store {
     /// SQLite has one writer at a time; writers queue here, in order, instead of holding pooled
     /// connections while SQLite's busy handler sleeps and retries. None on PostgreSQL.
     writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// The database url (PostgreSQL's job notifications need a connection of their own).
+    url: std::sync::Arc<str>,
 }
 
 /// A transaction on the store. On SQLite it also holds the store's write turn until it commits
@@ -127,7 +129,7 @@ impl Store {
             }
         };
         let writer = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
-        let store = Store { pool, backend, reader, writer };
+        let store = Store { pool, backend, reader, writer, url: url.into() };
         store.migrate().await?;
         Ok(store)
     }
@@ -175,6 +177,17 @@ impl Store {
             Some(writer) => Some(writer.lock().await),
             None => None,
         }
+    }
+
+    /// Receives the queue keys of jobs other processes on this PostgreSQL database queued
+    /// (see [`jobs::announce_in`]); None on SQLite, where one process owns the database.
+    pub async fn job_announcements(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(jobs::ANNOUNCE_CHANNEL).await?;
+        Ok(Some(listener))
     }
 
     /// Whether the database answers.
