@@ -144,6 +144,16 @@ impl Engine {
         definition_from(name, &view.declaration, view.meta.version)
     }
 
+    /// A pipeline version's definition and its secret values, in one read.
+    pub(crate) async fn definition_with_secrets(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<(Definition, crate::pipelines::Secrets)> {
+        let (declaration, secrets) = self.pipeline_version_with_secrets(name, version).await?;
+        Ok((definition_from(name, &declaration, version)?, secrets))
+    }
+
     /// Opens a transition on `def`'s pipeline (locks it).
     pub(crate) async fn transition(&self, def: Definition) -> Result<Transition<'_>> {
         let mut tx = self.store().begin().await?;
@@ -593,7 +603,7 @@ impl Transition<'_> {
                 data["inputArtifacts"] = json!(self.input_locations(execution, action).await?);
                 step.data = data.to_string();
                 rows::insert_step(&mut self.tx, &step).await?;
-                self.enqueue_job(def, execution, &step_id, stage, action, None).await?;
+                self.enqueue_job(def, execution, &step, action, None).await?;
             }
         }
         Ok(())
@@ -634,21 +644,21 @@ impl Transition<'_> {
         &mut self,
         def: &Definition,
         execution: &ExecutionRow,
-        step_id: &str,
-        stage: usize,
+        step: &StepRow,
         action: &ActionSpec,
         continuation_token: Option<&str>,
     ) -> Result<()> {
         let action_type = self.engine.action_type_in(&mut self.tx, &action.type_id).await?;
         // The queryable value as resolved when the step started.
-        let step = rows::step_in(&mut self.tx, step_id).await?;
-        let resolved = step.map(|s| data_of(&s.data)).and_then(|d| d.get("configuration").cloned());
+        let step_data = data_of(&step.data);
+        let resolved = step_data.get("configuration");
         let query = action_type.as_ref().and_then(|t| t.queryable_property()).and_then(|p| {
-            let value = resolved.as_ref().and_then(|c| c.get(&p.name)).and_then(Value::as_str);
+            let value = resolved.and_then(|c| c.get(&p.name)).and_then(Value::as_str);
             value
                 .or_else(|| action.configuration.get(&p.name).map(String::as_str))
                 .map(|v| (p.name.clone(), v.to_string()))
         });
+        let (step_id, stage) = (step.id.as_str(), step.position as usize);
         let key = queue_key(&action.type_id, query.as_ref().map(|(n, v)| (n.as_str(), v.as_str())));
         let timeout = crate::pipeline_jobs::job_timeout(def, stage, &action.name);
         let data = json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version,

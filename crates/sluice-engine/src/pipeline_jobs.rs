@@ -181,7 +181,8 @@ impl Engine {
         let execution = self.store().execution(&execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let step = self.store().step(&step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let data = step_data(&step.data);
-        let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
+        let (def, secrets) =
+            self.definition_with_secrets(&execution.definition_name, execution.definition_version).await?;
         let stage = step.position as usize;
         let action = def.spec.stages[stage]
             .actions
@@ -194,7 +195,7 @@ impl Engine {
             Some(map) => map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
             None => action.configuration.clone(),
         };
-        for (name, value) in self.pipeline_secrets(&def.name, def.version).await? {
+        for (name, value) in secrets {
             let prefix = format!("{}/{}/", def.spec.stages[stage].name, action.name);
             if let Some(property) = name.strip_prefix(&prefix) {
                 configuration.insert(property.to_string(), value);
@@ -313,7 +314,7 @@ impl Engine {
                 .find(|a| a.name == step.name)
                 .cloned()
                 .ok_or_else(|| job_not_found(id))?;
-            t.enqueue_job(&def, &execution, &step.id, stage, &action, Some(token)).await?;
+            t.enqueue_job(&def, &execution, &step, &action, Some(token)).await?;
         } else {
             if let Some(revision) = &success.revision {
                 data["revision"] = json!(revision);

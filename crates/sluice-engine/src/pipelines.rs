@@ -21,7 +21,7 @@ use crate::{tags, Engine, Error, Principal, Result};
 pub const SECRET_MASK: &str = "****";
 
 /// Secret values by `stage/action/property`.
-type Secrets = BTreeMap<String, String>;
+pub(crate) type Secrets = BTreeMap<String, String>;
 
 /// A stored pipeline version as callers see it (secrets masked).
 #[derive(Debug, Clone)]
@@ -234,11 +234,17 @@ impl Engine {
         Some(self.secrets.seal(&plain))
     }
 
-    /// A pipeline version's secret configuration values by `stage/action/property`.
-    pub(crate) async fn pipeline_secrets(&self, name: &str, version: i64) -> Result<Secrets> {
+    /// A pipeline version as (declaration, secrets).
+    pub(crate) async fn pipeline_version_with_secrets(
+        &self,
+        name: &str,
+        version: i64,
+    ) -> Result<(String, Secrets)> {
         let stored =
             self.store.pipeline(name, Some(version)).await?.ok_or_else(|| pipeline_not_found(name))?;
-        self.open_secrets(stored.secrets.as_deref())
+        let declaration = with_version(&stored.declaration, stored.version)
+            .ok_or_else(|| Error::Internal(format!("stored declaration of {name} is not a JSON object")))?;
+        Ok((declaration, self.open_secrets(stored.secrets.as_deref())?))
     }
 
     /// A pipeline version read inside a transition's transaction, as (declaration, secrets).

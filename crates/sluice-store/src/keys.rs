@@ -53,9 +53,9 @@ pub struct AccessKeyRow {
 impl Store {
     /// Inserts a key; `Error::Conflict` if the id exists.
     pub async fn insert_access_key(&self, key: &AccessKeyRow) -> Result<()> {
-        let mut tx = self.begin().await?;
-        insert_key(&mut tx, key).await?;
-        tx.commit().await
+        let _turn = self.write_turn().await;
+        let mut connection = self.pool().acquire().await?;
+        insert_key(&mut connection, key).await
     }
 
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
@@ -102,8 +102,10 @@ impl Store {
 
     /// Inserts several keys in one transaction (the credentials of one poll's jobs).
     pub async fn insert_access_keys(&self, keys: &[AccessKeyRow]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
+        match keys {
+            [] => return Ok(()),
+            [key] => return self.insert_access_key(key).await,
+            _ => {}
         }
         let mut tx = self.begin().await?;
         for key in keys {
@@ -124,7 +126,7 @@ impl Store {
 const EXPIRE_JOB_KEYS: &str = "UPDATE access_keys SET expires_at = $2
      WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)";
 
-async fn insert_key(tx: &mut Tx<'_>, key: &AccessKeyRow) -> Result<()> {
+async fn insert_key(connection: &mut sqlx::AnyConnection, key: &AccessKeyRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
                                   session_token_hash, job_id, scope)
@@ -140,7 +142,7 @@ async fn insert_key(tx: &mut Tx<'_>, key: &AccessKeyRow) -> Result<()> {
     .bind(&key.session_token_hash)
     .bind(&key.job_id)
     .bind(&key.scope)
-    .execute(&mut **tx)
+    .execute(&mut *connection)
     .await?;
     Ok(())
 }
