@@ -316,6 +316,14 @@ def test_list_pages_through_filtered_documents(ssm):
     amazon = ssm.list_documents(Filters=[{"Key": "Owner", "Values": ["Amazon"]}])
     assert amazon["DocumentIdentifiers"] == []
 
+    color = unique("color")
+    tagged = f"{prefix}-tagged"
+    create(ssm, tagged, Tags=[{"Key": color, "Value": "blue"}])
+    blue = ssm.list_documents(Filters=[{"Key": f"tag:{color}", "Values": ["red", "blue"]}])
+    assert [d["Name"] for d in blue["DocumentIdentifiers"]] == [tagged]
+    red = ssm.list_documents(Filters=[{"Key": f"tag:{color}", "Values": ["red"]}])
+    assert red["DocumentIdentifiers"] == []
+
 
 def test_list_refuses_bad_tokens_and_keys(ssm):
     prefix = unique("tok")

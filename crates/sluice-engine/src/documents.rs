@@ -116,8 +116,12 @@ fn document_event<'a>(
 }
 
 /// ListDocuments filters turned into a store query; `None` when no document can match.
-fn query_of(filters: &[(String, Vec<String>)], account_id: &str) -> Result<Option<DocumentQuery>> {
-    let mut query = DocumentQuery::default();
+fn query_of(
+    filters: &[(String, Vec<String>)],
+    account_id: &str,
+    tag_arn_prefix: String,
+) -> Result<Option<DocumentQuery>> {
+    let mut query = DocumentQuery { tag_arn_prefix, ..Default::default() };
     let mut matches_nothing = false;
     for (key, values) in filters {
         match key.as_str() {
@@ -127,11 +131,15 @@ fn query_of(filters: &[(String, Vec<String>)], account_id: &str) -> Result<Optio
                 let ours = |v: &String| matches!(v.as_str(), "Self" | "Private" | "All") || v == account_id;
                 matches_nothing |= !values.iter().any(ours);
             }
-            // Automation documents run on every platform AWS lists, and Sluice records none.
-            "PlatformTypes" => matches_nothing = true,
+            // Sluice records neither platform types nor target types.
+            "PlatformTypes" | "TargetType" => matches_nothing = true,
+            tag if tag.starts_with("tag:") && tag.len() > 4 => {
+                query.tags.push((tag[4..].to_string(), values.clone()));
+            }
             other => {
                 return Err(Error::InvalidFilterKey(format!(
-                    "Filter key {other} is not supported; use Name, DocumentType, Owner or PlatformTypes"
+                    "Filter key {other} is not supported; use Name, DocumentType, Owner, PlatformTypes, \
+                     TargetType or tag:<key>"
                 )))
             }
         }
@@ -350,7 +358,7 @@ impl Engine {
     ) -> Result<(Vec<DocumentRow>, Option<String>)> {
         let scope = filters_scope(filters);
         let after = next_token.map(|t| self.open_token(&scope, t)).transpose()?;
-        let Some(query) = query_of(filters, &self.account.account_id)? else {
+        let Some(query) = query_of(filters, &self.account.account_id, self.document_arn(""))? else {
             return Ok((Vec::new(), None));
         };
         let mut page = self.store.list_documents(&query, after.as_deref(), max_results as i64 + 1).await?;
@@ -383,12 +391,19 @@ mod tests {
         let filters = |pairs: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect()
         };
-        let query = query_of(&filters(&[("Name", &["a", "b"]), ("Owner", &["Self"])]), "1").unwrap().unwrap();
+        let query = query_of(&filters(&[("Name", &["a", "b"]), ("Owner", &["Self"])]), "1", String::new())
+            .unwrap()
+            .unwrap();
         assert_eq!(query.name_prefixes, vec![vec!["a".to_string(), "b".to_string()]]);
-        assert!(query_of(&filters(&[("Owner", &["Amazon"])]), "1").unwrap().is_none());
-        assert!(query_of(&filters(&[("Owner", &["1"])]), "1").unwrap().is_some());
-        assert!(query_of(&filters(&[("PlatformTypes", &["Linux"])]), "1").unwrap().is_none());
-        assert!(matches!(query_of(&filters(&[("Color", &["x"])]), "1"), Err(Error::InvalidFilterKey(_))));
+        assert!(query_of(&filters(&[("Owner", &["Amazon"])]), "1", String::new()).unwrap().is_none());
+        assert!(query_of(&filters(&[("Owner", &["1"])]), "1", String::new()).unwrap().is_some());
+        assert!(query_of(&filters(&[("PlatformTypes", &["Linux"])]), "1", String::new()).unwrap().is_none());
+        let tagged = query_of(&filters(&[("tag:team", &["ops"])]), "1", "arn:".into()).unwrap().unwrap();
+        assert_eq!(tagged.tags, vec![("team".to_string(), vec!["ops".to_string()])]);
+        assert!(matches!(
+            query_of(&filters(&[("Color", &["x"])]), "1", String::new()),
+            Err(Error::InvalidFilterKey(_))
+        ));
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct NewDocumentVersion<'a> {
 pub struct DocumentQuery {
     pub name_prefixes: Vec<Vec<String>>,
     pub types: Vec<Vec<String>>,
+    /// Tag filters: the document carries the key with any of the values (any value when empty).
+    pub tags: Vec<(String, Vec<String>)>,
+    /// A document's tags are kept under this prefix followed by its name.
+    pub tag_arn_prefix: String,
 }
 
 /// Outcome of adding a version.
@@ -274,6 +278,27 @@ impl Store {
             } else {
                 sql.push_str(&format!(" AND ({})", tests.join(" OR ")));
             }
+        }
+        if !query.tags.is_empty() {
+            values.push(&query.tag_arn_prefix);
+        }
+        let arn = values.len() + 1;
+        for (key, any_of) in &query.tags {
+            values.push(key);
+            let mut test = format!(
+                " AND EXISTS (SELECT 1 FROM tags t WHERE t.resource_arn = ${arn} || d.name AND t.tag_key = ${}",
+                values.len() + 1
+            );
+            let mut tests = Vec::new();
+            for value in any_of {
+                values.push(value);
+                tests.push(format!("t.tag_value = ${}", values.len() + 1));
+            }
+            if !tests.is_empty() {
+                test.push_str(&format!(" AND ({})", tests.join(" OR ")));
+            }
+            sql.push_str(&test);
+            sql.push(')');
         }
         sql.push_str(&format!(" ORDER BY d.name LIMIT ${}", values.len() + 2));
         let mut statement = sqlx::query(&sql).bind(after.unwrap_or(""));

@@ -542,13 +542,36 @@ pub async fn documents_page_by_name_with_filters(db: &TestDb) {
         ["b_one", "bx", "c"]
     );
 
-    let prefixed = DocumentQuery { name_prefixes: vec![vec!["b_".into(), "b%".into()]], types: vec![] };
+    let prefixed =
+        DocumentQuery { name_prefixes: vec![vec!["b_".into(), "b%".into()]], ..Default::default() };
     assert_eq!(names(db.store.list_documents(&prefixed, None, 10).await.unwrap()), ["b%three", "b_one"]);
-    let both =
-        DocumentQuery { name_prefixes: vec![vec!["b".into()]], types: vec![vec!["Automation".into()]] };
+    let both = DocumentQuery {
+        name_prefixes: vec![vec!["b".into()]],
+        types: vec![vec!["Automation".into()]],
+        ..Default::default()
+    };
     assert_eq!(names(db.store.list_documents(&both, None, 10).await.unwrap()), ["b%three", "b_one"]);
-    let anded = DocumentQuery { name_prefixes: vec![vec!["b".into()], vec!["c".into()]], types: vec![] };
+    let anded =
+        DocumentQuery { name_prefixes: vec![vec!["b".into()], vec!["c".into()]], ..Default::default() };
     assert!(db.store.list_documents(&anded, None, 10).await.unwrap().is_empty());
-    let empty_clause = DocumentQuery { name_prefixes: vec![vec![]], types: vec![] };
+    let empty_clause = DocumentQuery { name_prefixes: vec![vec![]], ..Default::default() };
     assert!(db.store.list_documents(&empty_clause, None, 10).await.unwrap().is_empty());
+
+    // Every document was created with team=ops; one more tag on "c".
+    let prefix = "arn:aws:ssm:us-east-1:123456789012:document/";
+    db.store.tag_resource(&format!("{prefix}c"), &[("tier".into(), "gold".into())], 50).await.unwrap();
+    let tagged = |tags: Vec<(&str, Vec<&str>)>| DocumentQuery {
+        tags: tags
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+            .collect(),
+        tag_arn_prefix: prefix.to_string(),
+        ..Default::default()
+    };
+    let gold = tagged(vec![("tier", vec!["silver", "gold"]), ("team", vec![])]);
+    assert_eq!(names(db.store.list_documents(&gold, None, 10).await.unwrap()), ["c"]);
+    let ops = tagged(vec![("team", vec!["ops"])]);
+    assert_eq!(db.store.list_documents(&ops, Some("b_one"), 10).await.unwrap().len(), 2);
+    let none = tagged(vec![("team", vec!["dev"])]);
+    assert!(db.store.list_documents(&none, None, 10).await.unwrap().is_empty());
 }
