@@ -358,3 +358,23 @@ def test_documents_need_ssm_signatures(endpoint):
 def test_other_ssm_operations_are_unknown(endpoint, operation):
     response = signed_post(endpoint, None, {}, target=f"AmazonSSM.{operation}", service="ssm")
     assert_aws_error(response, 400, "UnknownOperationException")
+
+
+def test_aws_cli_round_trip(aws_cli, tmp_path):
+    name = unique("cli")
+    source = tmp_path / "runbook.yaml"
+    source.write_text(yaml.safe_dump(runbook("from the cli"), sort_keys=False))
+    created = aws_cli(
+        "ssm", "create-document", "--name", name, "--document-type", "Automation",
+        "--document-format", "YAML", "--content", f"file://{source}",
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.json()["DocumentDescription"]["DocumentFormat"] == "YAML"
+    got = aws_cli("ssm", "get-document", "--name", name, "--document-format", "JSON")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.json()["Content"]) == runbook("from the cli")
+    listed = aws_cli("ssm", "list-documents", "--filters", f"Key=Name,Values={name}")
+    assert listed.returncode == 0, listed.stderr
+    assert [d["Name"] for d in listed.json()["DocumentIdentifiers"]] == [name]
+    missing = aws_cli("ssm", "describe-document", "--name", unique("missing"))
+    assert missing.returncode != 0 and "InvalidDocument" in missing.stderr
