@@ -71,6 +71,14 @@ impl From<EngineError> for AwsError {
             EngineError::StageNotRetryable(_) => ("StageNotRetryableException", 400),
             EngineError::NotLatestPipelineExecution(_) => ("NotLatestPipelineExecutionException", 400),
             EngineError::Conflict(_) => ("ConflictException", 400),
+            EngineError::DocumentAlreadyExists(_) => ("DocumentAlreadyExists", 400),
+            EngineError::InvalidDocument(_) => ("InvalidDocument", 400),
+            EngineError::InvalidDocumentVersion(_) => ("InvalidDocumentVersion", 400),
+            EngineError::InvalidDocumentContent(_) => ("InvalidDocumentContent", 400),
+            EngineError::DuplicateDocumentContent(_) => ("DuplicateDocumentContent", 400),
+            EngineError::DuplicateDocumentVersionName(_) => ("DuplicateDocumentVersionName", 400),
+            EngineError::InvalidDocumentOperation(_) => ("InvalidDocumentOperation", 400),
+            EngineError::InvalidFilterKey(_) => ("InvalidFilterKey", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)
             | EngineError::EntityTooLarge(_) => ("ValidationException", 400),
@@ -83,6 +91,20 @@ impl From<EngineError> for AwsError {
     }
 }
 
+impl AwsError {
+    /// The SSM facade's names where they differ from CodePipeline's for the same engine error.
+    pub fn from_ssm(err: EngineError) -> Self {
+        let code = match &err {
+            EngineError::InvalidNextToken(_) => "InvalidNextToken",
+            EngineError::Conflict(_) => "TooManyUpdates",
+            EngineError::InvalidTags(_) => "InvalidTag",
+            EngineError::TooManyTags(_) => "TooManyTagsError",
+            _ => return err.into(),
+        };
+        AwsError::new(400, code, err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +114,16 @@ mod tests {
         let err: AwsError = EngineError::Internal("/var/lib/sluice/sluice.db is locked".into()).into();
         assert_eq!((err.status, err.code), (500, "InternalFailure"));
         assert!(!err.message.contains("sluice.db"));
+    }
+
+    #[test]
+    fn ssm_names_its_own_errors() {
+        let err = AwsError::from_ssm(EngineError::InvalidNextToken("bad".into()));
+        assert_eq!((err.status, err.code), (400, "InvalidNextToken"));
+        let err = AwsError::from_ssm(EngineError::InvalidDocument("no doc".into()));
+        assert_eq!((err.code, err.message.as_str()), ("InvalidDocument", "no doc"));
+        let err = AwsError::from_ssm(EngineError::Store(sluice_store::Error::UnsupportedUrl));
+        assert_eq!((err.status, err.code), (500, "InternalFailure"));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use http::HeaderMap;
 use serde_json::Value;
 use sluice_engine::Engine;
 
-use crate::codepipeline;
 use crate::error::AwsError;
 use crate::model::Model;
 use crate::sigv4::{sha256_hex, RequestParts};
+use crate::{codepipeline, ssm};
 
 /// A request as received by the server.
 #[derive(Debug)]
@@ -32,6 +32,7 @@ pub struct HttpResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     CodePipeline,
+    Ssm,
 }
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -41,11 +42,12 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub struct AwsJsonService {
     engine: Engine,
     codepipeline: Model,
+    ssm: Model,
 }
 
 impl AwsJsonService {
     pub fn new(engine: Engine) -> Self {
-        AwsJsonService { engine, codepipeline: codepipeline::model() }
+        AwsJsonService { engine, codepipeline: codepipeline::model(), ssm: ssm::model() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -80,6 +82,7 @@ impl AwsJsonService {
             Ok((Target::CodePipeline, operation)) if self.codepipeline.has_operation(operation) => {
                 operation.to_string()
             }
+            Ok((Target::Ssm, operation)) if self.ssm.has_operation(operation) => operation.to_string(),
             _ => "unknown".to_string(),
         }
     }
@@ -88,6 +91,7 @@ impl AwsJsonService {
         let (service, operation) = route(target)?;
         let (model, signing_name) = match service {
             Target::CodePipeline => (&self.codepipeline, "codepipeline"),
+            Target::Ssm => (&self.ssm, "ssm"),
         };
         let parts = RequestParts {
             method: request.method,
@@ -109,6 +113,7 @@ impl AwsJsonService {
         }
         let served = match service {
             Target::CodePipeline => codepipeline::serves(operation),
+            Target::Ssm => ssm::serves(operation),
         };
         if !served {
             return Err(AwsError::unknown_operation(format!(
@@ -119,6 +124,7 @@ impl AwsJsonService {
         model.check_input(operation, &input)?;
         match service {
             Target::CodePipeline => codepipeline::call(&self.engine, &principal, operation, input).await,
+            Target::Ssm => ssm::call(&self.engine, &principal, operation, input).await,
         }
     }
 }
@@ -128,6 +134,7 @@ fn route(target: &str) -> Result<(Target, &str), AwsError> {
     let (prefix, operation) = target.split_once('.').ok_or_else(unknown)?;
     match prefix {
         "CodePipeline_20150709" => Ok((Target::CodePipeline, operation)),
+        "AmazonSSM" => Ok((Target::Ssm, operation)),
         _ => Err(unknown()),
     }
 }
@@ -170,7 +177,8 @@ mod tests {
             route("CodePipeline_20150709.GetPipeline").unwrap(),
             (Target::CodePipeline, "GetPipeline")
         );
-        for bad in ["", "GetPipeline", "AmazonSSM.GetDocument", "CodePipeline_20150709"] {
+        assert_eq!(route("AmazonSSM.GetDocument").unwrap(), (Target::Ssm, "GetDocument"));
+        for bad in ["", "GetPipeline", "AmazonSSM", "AmazonSSMx.GetDocument", "CodePipeline_20150709"] {
             assert_eq!(route(bad).unwrap_err().code, "UnknownOperationException", "{bad}");
         }
     }

@@ -1,6 +1,6 @@
 //! The AWS wire layer: SigV4 verification ([`sigv4`], [`auth`]), the AWS JSON 1.1 protocol
 //! ([`json_rpc`]), input checking against the service models ([`model`]), AWS error shapes
-//! ([`error`]) and the facades: [`codepipeline`]. Nothing here knows about axum: the server
+//! ([`error`]) and the facades: [`codepipeline`], [`ssm`] (Automation documents). Nothing here knows about axum: the server
 //! hands in [`json_rpc::HttpRequest`] and writes out [`json_rpc::HttpResponse`].
 
 pub mod auth;
@@ -11,6 +11,7 @@ pub mod json_rpc;
 pub mod model;
 pub mod s3;
 pub mod sigv4;
+pub mod ssm;
 
 pub use error::AwsError;
 pub use json_rpc::{AwsJsonService, HttpRequest, HttpResponse};

@@ -4,10 +4,11 @@
 //!
 //! Modules: [`secrets`] (encryption at rest and sealed paging tokens), [`keys`] (access keys and
 //! principals), [`action_types`], [`pipelines`] (declarations, versions, secret properties),
-//! [`tags`].
+//! [`tags`], [`documents`] (SSM Automation documents and their versions).
 
 pub mod action_types;
 pub mod artifacts;
+pub mod documents;
 pub mod executions;
 pub mod keys;
 pub mod pipeline_jobs;
@@ -82,6 +83,23 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     InvalidBucketName(String),
+    #[error("{0}")]
+    DocumentAlreadyExists(String),
+    #[error("{0}")]
+    InvalidDocument(String),
+    #[error("{0}")]
+    InvalidDocumentVersion(String),
+    /// Document content that breaks a runbook rule; the text says which.
+    #[error("{0}")]
+    InvalidDocumentContent(String),
+    #[error("{0}")]
+    DuplicateDocumentContent(String),
+    #[error("{0}")]
+    DuplicateDocumentVersionName(String),
+    #[error("{0}")]
+    InvalidDocumentOperation(String),
+    #[error("{0}")]
+    InvalidFilterKey(String),
     #[error("{0}")]
     EntityTooLarge(String),
     /// Stored data or a key could not be decrypted or decoded.

@@ -3,9 +3,11 @@
 //! which both drivers accept; each backend has its own migrations folder, embedded in the binary.
 //!
 //! Modules by concern: [`keys`] (access keys), [`action_types`], [`pipelines`] (declarations and
-//! versions), [`tags`], [`events`] (the append-only history).
+//! versions), [`tags`], [`events`] (the append-only history), [`documents`] (SSM Automation documents
+//! and their versions).
 
 pub mod action_types;
+pub mod documents;
 pub mod events;
 pub mod executions;
 pub mod jobs;

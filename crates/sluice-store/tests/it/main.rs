@@ -46,4 +46,6 @@ on_both_backends!(
     objects_put_replace_list_delete,
     job_keys_expire_with_their_job,
     third_party_types_keep_their_client,
+    document_versions_default_and_delete,
+    documents_page_by_name_with_filters,
 );

@@ -4,6 +4,9 @@ use sluice_core::action_type::{
     ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, Category, ConfigProperty, Owner,
     PropertyKind,
 };
+use sluice_store::documents::{
+    AddVersionOutcome, DeleteVersionOutcome, DocumentQuery, NewDocument, NewDocumentVersion,
+};
 use sluice_store::events::NewEvent;
 use sluice_store::keys::{AccessKeyRow, KeyKind};
 use sluice_store::pipelines::{PipelineWrite, UpdateOutcome};
@@ -417,4 +420,158 @@ pub async fn third_party_types_keep_their_client(db: &TestDb) {
     let reused =
         db.store.insert_action_type_with_client(&other, Some(&client), &event("Register", "Vendor", 3)).await;
     assert!(matches!(reused, Err(Error::Conflict)), "client ids are unique: {reused:?}");
+}
+
+fn doc_version<'a>(content: &'a str, version_name: Option<&'a str>) -> NewDocumentVersion<'a> {
+    NewDocumentVersion { version_name, content, format: "JSON", hash: content }
+}
+
+async fn create_doc(db: &TestDb, name: &str, document_type: &str, at: i64) {
+    let arn = format!("arn:aws:ssm:us-east-1:123456789012:document/{name}");
+    let document = NewDocument { name, document_type, owner: "123456789012", arn: &arn };
+    let tags = vec![("team".to_string(), "ops".to_string())];
+    db.store
+        .create_document(&document, &doc_version("v1", None), &tags, &event("CreateDocument", name, at))
+        .await
+        .unwrap();
+}
+
+async fn add_version(
+    db: &TestDb,
+    name: &str,
+    expected_latest: i64,
+    (content, version_name): (&str, Option<&str>),
+    (kind, at): (&str, i64),
+) -> AddVersionOutcome {
+    let version = doc_version(content, version_name);
+    db.store.add_document_version(name, expected_latest, &version, &event(kind, name, at)).await.unwrap()
+}
+
+pub async fn document_versions_default_and_delete(db: &TestDb) {
+    create_doc(db, "runbook", "Automation", 10).await;
+    let arn = "arn:aws:ssm:us-east-1:123456789012:document/runbook";
+    let document = NewDocument { name: "runbook", document_type: "Automation", owner: "1", arn };
+    let dup = db
+        .store
+        .create_document(&document, &doc_version("x", None), &[], &event("Create", "runbook", 11))
+        .await;
+    assert!(matches!(dup, Err(Error::Conflict)), "{dup:?}");
+
+    assert_eq!(
+        add_version(db, "runbook", 1, ("v2", Some("two")), ("Update", 20)).await,
+        AddVersionOutcome::Added { version: 2 }
+    );
+    // An update that saw an older latest version is stale, as is one for a missing document.
+    assert_eq!(add_version(db, "runbook", 1, ("v3", None), ("Update", 21)).await, AddVersionOutcome::Stale);
+    assert_eq!(add_version(db, "nope", 1, ("v3", None), ("Update", 21)).await, AddVersionOutcome::Stale);
+    assert_eq!(
+        add_version(db, "runbook", 2, ("v3", None), ("Update", 30)).await,
+        AddVersionOutcome::Added { version: 3 }
+    );
+
+    let row = db.store.document("runbook").await.unwrap().unwrap();
+    assert_eq!((row.latest_version, row.default_version, row.created_at, row.updated_at), (3, 1, 10, 30));
+    assert_eq!((row.default_format.as_str(), row.default_version_name), ("JSON", None));
+    let two = db.store.document_version("runbook", 2).await.unwrap().unwrap();
+    assert_eq!((two.content.as_str(), two.version_name.as_deref(), two.created_at), ("v2", Some("two"), 20));
+    assert_eq!(db.store.document_version_named("runbook", "two").await.unwrap(), Some(two));
+    assert_eq!(db.store.document_version("runbook", 4).await.unwrap(), None);
+
+    assert!(db
+        .store
+        .set_default_document_version("runbook", 2, &event("Default", "runbook", 40))
+        .await
+        .unwrap());
+    assert!(!db
+        .store
+        .set_default_document_version("runbook", 9, &event("Default", "runbook", 41))
+        .await
+        .unwrap());
+    let row = db.store.document("runbook").await.unwrap().unwrap();
+    assert_eq!((row.default_version, row.default_version_name.as_deref()), (2, Some("two")));
+
+    assert_eq!(
+        db.store.delete_document_version("runbook", 2, &event("DeleteVersion", "runbook", 50)).await.unwrap(),
+        DeleteVersionOutcome::IsDefault
+    );
+    assert_eq!(
+        db.store.delete_document_version("runbook", 3, &event("DeleteVersion", "runbook", 50)).await.unwrap(),
+        DeleteVersionOutcome::Deleted
+    );
+    assert_eq!(
+        db.store.delete_document_version("runbook", 3, &event("DeleteVersion", "runbook", 50)).await.unwrap(),
+        DeleteVersionOutcome::NoSuchVersion
+    );
+    assert_eq!(db.store.document("runbook").await.unwrap().unwrap().latest_version, 2);
+    // Numbers are never reused after the latest version is deleted.
+    assert_eq!(
+        add_version(db, "runbook", 2, ("v4", None), ("Update", 60)).await,
+        AddVersionOutcome::Added { version: 4 }
+    );
+
+    assert_eq!(db.store.list_tags(arn, None, 10).await.unwrap().len(), 1);
+    assert!(db.store.delete_document("runbook", arn, &event("DeleteDocument", "runbook", 70)).await.unwrap());
+    assert!(!db
+        .store
+        .delete_document("runbook", arn, &event("DeleteDocument", "runbook", 71))
+        .await
+        .unwrap());
+    assert_eq!(db.store.document("runbook").await.unwrap(), None);
+    assert_eq!(db.store.document_version("runbook", 1).await.unwrap(), None);
+    assert!(db.store.list_tags(arn, None, 10).await.unwrap().is_empty());
+    let kinds: Vec<_> =
+        db.store.events_for_subject("runbook").await.unwrap().into_iter().map(|e| e.kind).collect();
+    let expected =
+        ["CreateDocument", "Update", "Update", "Default", "DeleteVersion", "Update", "DeleteDocument"];
+    assert_eq!(kinds, expected);
+}
+
+pub async fn documents_page_by_name_with_filters(db: &TestDb) {
+    // Upper case sorts before lower case bytewise; '_' and '%' are literal in prefixes.
+    for (i, name) in ["b_one", "a-two", "b%three", "bx", "B-four", "c"].iter().enumerate() {
+        let kind = if *name == "bx" { "Command" } else { "Automation" };
+        create_doc(db, name, kind, i as i64).await;
+    }
+    let names = |rows: Vec<sluice_store::documents::DocumentRow>| -> Vec<String> {
+        rows.into_iter().map(|r| r.name).collect()
+    };
+    let all = DocumentQuery::default();
+    assert_eq!(names(db.store.list_documents(&all, None, 3).await.unwrap()), ["B-four", "a-two", "b%three"]);
+    assert_eq!(
+        names(db.store.list_documents(&all, Some("b%three"), 10).await.unwrap()),
+        ["b_one", "bx", "c"]
+    );
+
+    let prefixed =
+        DocumentQuery { name_prefixes: vec![vec!["b_".into(), "b%".into()]], ..Default::default() };
+    assert_eq!(names(db.store.list_documents(&prefixed, None, 10).await.unwrap()), ["b%three", "b_one"]);
+    let both = DocumentQuery {
+        name_prefixes: vec![vec!["b".into()]],
+        types: vec![vec!["Automation".into()]],
+        ..Default::default()
+    };
+    assert_eq!(names(db.store.list_documents(&both, None, 10).await.unwrap()), ["b%three", "b_one"]);
+    let anded =
+        DocumentQuery { name_prefixes: vec![vec!["b".into()], vec!["c".into()]], ..Default::default() };
+    assert!(db.store.list_documents(&anded, None, 10).await.unwrap().is_empty());
+    let empty_clause = DocumentQuery { name_prefixes: vec![vec![]], ..Default::default() };
+    assert!(db.store.list_documents(&empty_clause, None, 10).await.unwrap().is_empty());
+
+    // Every document was created with team=ops; one more tag on "c".
+    let prefix = "arn:aws:ssm:us-east-1:123456789012:document/";
+    db.store.tag_resource(&format!("{prefix}c"), &[("tier".into(), "gold".into())], 50).await.unwrap();
+    let tagged = |tags: Vec<(&str, Vec<&str>)>| DocumentQuery {
+        tags: tags
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
+            .collect(),
+        tag_arn_prefix: prefix.to_string(),
+        ..Default::default()
+    };
+    let gold = tagged(vec![("tier", vec!["silver", "gold"]), ("team", vec![])]);
+    assert_eq!(names(db.store.list_documents(&gold, None, 10).await.unwrap()), ["c"]);
+    let ops = tagged(vec![("team", vec!["ops"])]);
+    assert_eq!(db.store.list_documents(&ops, Some("b_one"), 10).await.unwrap().len(), 2);
+    let none = tagged(vec![("team", vec!["dev"])]);
+    assert!(db.store.list_documents(&none, None, 10).await.unwrap().is_empty());
 }
