@@ -3,7 +3,8 @@
 # each run on a fresh database with a freshly started server; prints every run as a JSON line
 # and then the medians as a markdown table.
 # Usage: bench/run-jobs.sh [shape ...]   (shapes: b1 b1b b2 b3; default all)
-# Sizes can be lowered for a quick check: B1_JOBS (20000), B3_JOBS (300), B2_ROUNDS (5).
+# Sizes can be lowered for a quick check: B1_JOBS (20000), B3_JOBS (300), B2_ROUNDS (5);
+# BACKENDS ("sqlite postgres") picks the backends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shapes=("$@")
@@ -54,7 +55,7 @@ metric() { # shape → the JSON field the median is taken of
 }
 
 results=$work/results.jsonl
-for backend in sqlite postgres; do
+for backend in ${BACKENDS:-sqlite postgres}; do
   for shape in "${shapes[@]}"; do
     for run in 1 2 3; do
       start_server "$backend"

@@ -91,8 +91,18 @@ impl Target {
 
     /// Acknowledge, then report success: the job's whole life after its poll.
     async fn finish(&self, job: &Value) -> anyhow::Result<()> {
+        self.acknowledge(job).await?;
+        self.succeed(job).await
+    }
+
+    async fn acknowledge(&self, job: &Value) -> anyhow::Result<()> {
         let id = job["id"].as_str().context("job without id")?;
         self.call("AcknowledgeJob", &json!({"jobId": id, "nonce": job["nonce"]})).await?;
+        Ok(())
+    }
+
+    async fn succeed(&self, job: &Value) -> anyhow::Result<()> {
+        let id = job["id"].as_str().context("job without id")?;
         self.call("PutJobSuccessResult", &json!({"jobId": id})).await?;
         Ok(())
     }
@@ -162,8 +172,14 @@ pub async fn throughput(
         let (target, done, last) = (target.clone(), done.clone(), last.clone());
         tasks.push(tokio::spawn(async move {
             while done.load(Ordering::SeqCst) < jobs {
-                for job in target.poll(category, batch).await? {
-                    target.finish(&job).await?;
+                // A batch is acknowledged first, as a worker must within the visibility
+                // timeout, then worked through.
+                let polled = target.poll(category, batch).await?;
+                for job in &polled {
+                    target.acknowledge(job).await?;
+                }
+                for job in polled {
+                    target.succeed(&job).await?;
                     if done.fetch_add(1, Ordering::SeqCst) + 1 == jobs {
                         *last.lock().expect("last") = Some(Instant::now());
                     }
@@ -186,9 +202,15 @@ pub async fn throughput(
               "workers": workers, "batch": batch, "seconds": seconds, "jobs_per_s": jobs as f64 / seconds}))
 }
 
+/// Waits for every task; the first failure is returned at once (the others are aborted), so a
+/// refused request shows up as itself, not as a timeout.
 async fn futures_all(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    let mut set = tokio::task::JoinSet::new();
     for task in tasks {
-        task.await??;
+        set.spawn(async move { task.await? });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined??;
     }
     Ok(())
 }
