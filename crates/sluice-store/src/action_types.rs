@@ -8,7 +8,7 @@ use sluice_core::action_type::{
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{events, to_u32, Error, Result, Store, Tx};
+use crate::{events, to_u32, Error, Result, Store};
 
 const COLUMNS: &str = "category, owner, provider, version, settings, properties, \
                        input_min, input_max, output_min, output_max, deleted_at";
@@ -86,12 +86,7 @@ impl Store {
 
     /// The action type with this id, deleted or not.
     pub async fn action_type(&self, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM action_types
-             WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
-        );
-        let row = sqlx::query(&sql).bind_id(id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode).transpose()
+        action_type_in(&mut *self.pool().acquire().await?, id).await
     }
 
     /// Live (not deleted) action types, optionally of one owner, in id order.
@@ -230,12 +225,16 @@ fn decode_properties(value: &Value) -> Result<Vec<ConfigProperty>> {
         .collect()
 }
 
-/// The action type with this id, deleted or not, read inside a transaction.
-pub async fn action_type_in(tx: &mut Tx<'_>, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
+/// The action type with this id, deleted or not, read on `connection` (a transition passes its
+/// transaction).
+pub async fn action_type_in(
+    connection: &mut sqlx::AnyConnection,
+    id: &ActionTypeId,
+) -> Result<Option<StoredActionType>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM action_types
          WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
     );
-    let row = sqlx::query(&sql).bind_id(id).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query(&sql).bind_id(id).fetch_optional(connection).await?;
     row.as_ref().map(decode).transpose()
 }

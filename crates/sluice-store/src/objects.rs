@@ -80,9 +80,7 @@ impl Store {
     }
 
     pub async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
-        let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode).transpose()
+        object_in(&mut *self.pool().acquire().await?, bucket, key).await
     }
 
     /// Removes an object's record; returns it if there was one.
@@ -119,9 +117,13 @@ impl Store {
     }
 }
 
-/// An object's record, read inside a transaction.
-pub async fn object_in(tx: &mut Tx<'_>, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
+/// An object's record, read on `connection` (a transition passes its transaction).
+pub async fn object_in(
+    connection: &mut sqlx::AnyConnection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRow>> {
     let sql = format!("SELECT {COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
-    let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(connection).await?;
     row.as_ref().map(decode).transpose()
 }

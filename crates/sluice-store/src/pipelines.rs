@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{events, tags, Result, Store, Tx};
+use crate::{events, tags, Result, Store};
 
 /// Summary fields of a pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +113,7 @@ impl Store {
         if let Some(reader) = self.sqlite_reader() {
             return reader.pipeline(name, version);
         }
-        let row =
-            sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode_version).transpose()
+        pipeline_in(&mut *self.pool().acquire().await?, name, version).await
     }
 
     /// Summary of a pipeline, if it exists.
@@ -189,13 +187,13 @@ fn decode_version(row: &AnyRow) -> Result<PipelineVersion> {
     })
 }
 
-/// The named version (latest when `None`) of a pipeline, read inside a transaction (a
-/// transition must not wait for a second pooled connection while it holds one).
+/// The named version (latest when `None`) of a pipeline, read on `connection` (a
+/// transition passes its transaction: it must not wait for a second pooled connection).
 pub async fn pipeline_in(
-    tx: &mut Tx<'_>,
+    connection: &mut sqlx::AnyConnection,
     name: &str,
     version: Option<i64>,
 ) -> Result<Option<PipelineVersion>> {
-    let row = sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(connection).await?;
     row.as_ref().map(decode_version).transpose()
 }
