@@ -79,6 +79,19 @@ impl From<EngineError> for AwsError {
             EngineError::DuplicateDocumentVersionName(_) => ("DuplicateDocumentVersionName", 400),
             EngineError::InvalidDocumentOperation(_) => ("InvalidDocumentOperation", 400),
             EngineError::InvalidFilterKey(_) => ("InvalidFilterKey", 400),
+            EngineError::AutomationDefinitionNotFound(_) => ("AutomationDefinitionNotFoundException", 400),
+            EngineError::AutomationDefinitionVersionNotFound(_) => {
+                ("AutomationDefinitionVersionNotFoundException", 400)
+            }
+            EngineError::InvalidAutomationExecutionParameters(_) => {
+                ("InvalidAutomationExecutionParametersException", 400)
+            }
+            EngineError::AutomationExecutionNotFound(_) => ("AutomationExecutionNotFoundException", 400),
+            EngineError::InvalidAutomationStatusUpdate(_) => ("InvalidAutomationStatusUpdateException", 400),
+            EngineError::InvalidAutomationSignal(_) => ("InvalidAutomationSignalException", 400),
+            EngineError::AutomationStepNotFound(_) => ("AutomationStepNotFoundException", 400),
+            EngineError::InvalidFilterValue(_) => ("InvalidFilterValue", 400),
+            EngineError::IdempotentParameterMismatch(_) => ("IdempotentParameterMismatch", 400),
             EngineError::NoSuchKey(_)
             | EngineError::InvalidBucketName(_)
             | EngineError::EntityTooLarge(_) => ("ValidationException", 400),

@@ -12,6 +12,7 @@ pub mod model;
 pub mod s3;
 pub mod sigv4;
 pub mod ssm;
+pub mod ssm_automation;
 
 pub use error::AwsError;
 pub use json_rpc::{AwsJsonService, HttpRequest, HttpResponse};

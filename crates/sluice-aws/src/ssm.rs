@@ -1,5 +1,5 @@
 //! The SSM facade (2014-11-06): Automation document operations (create, read, describe, list,
-//! update, default version, delete). Input has already passed the model check; engine errors
+//! update, default version, delete); execution operations live in [`crate::ssm_automation`]. Input has already passed the model check; engine errors
 //! take SSM's names through [`AwsError::from_ssm`].
 
 use serde::Deserialize;
@@ -29,7 +29,7 @@ pub const OPERATIONS: &[&str] = &[
 ];
 
 pub fn serves(operation: &str) -> bool {
-    OPERATIONS.contains(&operation)
+    OPERATIONS.contains(&operation) || crate::ssm_automation::OPERATIONS.contains(&operation)
 }
 
 /// Runs one operation.
@@ -47,11 +47,14 @@ pub async fn call(
         "UpdateDocument" => update_document(engine, principal, parse(input)?).await,
         "UpdateDocumentDefaultVersion" => update_default_version(engine, principal, parse(input)?).await,
         "DeleteDocument" => delete_document(engine, principal, parse(input)?).await,
-        other => {
-            return Err(AwsError::unknown_operation(format!(
-                "Operation {other} is not supported by Sluice yet"
-            )))
-        }
+        other => match crate::ssm_automation::call(engine, principal, other, input).await {
+            Some(output) => output,
+            None => {
+                return Err(AwsError::unknown_operation(format!(
+                    "Operation {other} is not supported by Sluice yet"
+                )))
+            }
+        },
     };
     output.map(|value| value.to_string()).map_err(AwsError::from_ssm)
 }

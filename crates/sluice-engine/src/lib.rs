@@ -4,10 +4,12 @@
 //!
 //! Modules: [`secrets`] (encryption at rest and sealed paging tokens), [`keys`] (access keys and
 //! principals), [`action_types`], [`pipelines`] (declarations, versions, secret properties),
-//! [`tags`], [`documents`] (SSM Automation documents and their versions).
+//! [`tags`], [`documents`] (SSM Automation documents and their versions), [`automation`] (runbook
+//! executions, their steps, signals and worker jobs).
 
 pub mod action_types;
 pub mod artifacts;
+pub mod automation;
 pub mod documents;
 pub mod executions;
 pub mod keys;
@@ -102,6 +104,24 @@ pub enum Error {
     InvalidFilterKey(String),
     #[error("{0}")]
     EntityTooLarge(String),
+    #[error("{0}")]
+    AutomationDefinitionNotFound(String),
+    #[error("{0}")]
+    AutomationDefinitionVersionNotFound(String),
+    #[error("{0}")]
+    InvalidAutomationExecutionParameters(String),
+    #[error("{0}")]
+    AutomationExecutionNotFound(String),
+    #[error("{0}")]
+    InvalidAutomationStatusUpdate(String),
+    #[error("{0}")]
+    InvalidAutomationSignal(String),
+    #[error("{0}")]
+    AutomationStepNotFound(String),
+    #[error("{0}")]
+    InvalidFilterValue(String),
+    #[error("{0}")]
+    IdempotentParameterMismatch(String),
     /// Stored data or a key could not be decrypted or decoded.
     #[error("internal error")]
     Internal(String),

@@ -400,6 +400,10 @@ impl Engine {
         }
         for job in self.store().time_out_expired(now).await? {
             changed += 1;
+            if job.queue_key == crate::automation::JOB_QUEUE {
+                self.time_out_automation_job(&job).await?;
+                continue;
+            }
             let (Some(execution), Some(step_id)) = (job.execution_id.as_deref(), job.step_id.as_deref())
             else {
                 continue;
@@ -417,6 +421,7 @@ impl Engine {
             changed += 1;
             self.fail_from_sweeper(&execution, &step_id, "JobFailed", "The approval timed out").await?;
         }
+        changed += self.sweep_automations().await?;
         Ok(changed)
     }
 

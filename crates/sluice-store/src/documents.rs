@@ -146,16 +146,12 @@ impl Store {
 
     /// A document, if it exists.
     pub async fn document(&self, name: &str) -> Result<Option<DocumentRow>> {
-        let sql = format!("{DOCUMENT_SQL} WHERE d.name = $1");
-        let row = sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode_document).transpose()
+        document_in(&mut *self.pool().acquire().await?, name).await
     }
 
     /// One version of a document by number.
     pub async fn document_version(&self, name: &str, version: i64) -> Result<Option<DocumentVersionRow>> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM document_versions WHERE name = $1 AND version = $2");
-        let row = sqlx::query(&sql).bind(name).bind(version).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode_version).transpose()
+        document_version_in(&mut *self.pool().acquire().await?, name, version).await
     }
 
     /// One version of a document by its version name.
@@ -356,4 +352,22 @@ fn decode_version(row: &AnyRow) -> Result<DocumentVersionRow> {
         hash: row.try_get(4)?,
         created_at: row.try_get(5)?,
     })
+}
+
+/// A document, read on `conn` (inside a transition).
+pub async fn document_in(conn: &mut sqlx::AnyConnection, name: &str) -> Result<Option<DocumentRow>> {
+    let sql = format!("{DOCUMENT_SQL} WHERE d.name = $1");
+    let row = sqlx::query(&sql).bind(name).fetch_optional(conn).await?;
+    row.as_ref().map(decode_document).transpose()
+}
+
+/// One version of a document by number, read on `conn`.
+pub async fn document_version_in(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    version: i64,
+) -> Result<Option<DocumentVersionRow>> {
+    let sql = format!("SELECT {VERSION_COLUMNS} FROM document_versions WHERE name = $1 AND version = $2");
+    let row = sqlx::query(&sql).bind(name).bind(version).fetch_optional(conn).await?;
+    row.as_ref().map(decode_version).transpose()
 }

@@ -20,6 +20,11 @@ pub struct ExecutionRow {
     pub data: String,
     pub stage_index: i64,
     pub stage_state: String,
+    /// The execution that started this one (an automation's `aws:executeAutomation` parent).
+    pub parent_id: Option<String>,
+    /// Where an automation is: its current step and that step's action.
+    pub current_step: Option<String>,
+    pub current_action: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
@@ -40,13 +45,14 @@ pub struct StepRow {
     pub finished_at: Option<i64>,
 }
 
-const EXECUTION_COLUMNS: &str =
+pub(crate) const EXECUTION_COLUMNS: &str =
     "id, kind, tenant, definition_name, definition_version, status, client_token, \
-     data, stage_index, stage_state, created_at, updated_at, finished_at";
+     data, stage_index, stage_state, created_at, updated_at, finished_at, parent_id, current_step, \
+     current_action";
 const STEP_COLUMNS: &str =
     "id, execution_id, name, position, status, attempt, data, error, started_at, finished_at";
 
-fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
+pub(crate) fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
     Ok(ExecutionRow {
         id: row.try_get(0)?,
         kind: row.try_get(1)?,
@@ -61,6 +67,9 @@ fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
         created_at: row.try_get(10)?,
         updated_at: row.try_get(11)?,
         finished_at: row.try_get(12)?,
+        parent_id: row.try_get(13)?,
+        current_step: row.try_get(14)?,
+        current_action: row.try_get(15)?,
     })
 }
 
@@ -91,8 +100,9 @@ pub async fn lock_pipeline(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
 pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO executions (id, kind, tenant, definition_name, definition_version, status, client_token,
-                                 data, stage_index, stage_state, created_at, updated_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                 data, stage_index, stage_state, created_at, updated_at, finished_at,
+                                 parent_id, current_step, current_action)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&row.id)
     .bind(&row.kind)
@@ -107,6 +117,9 @@ pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(row.created_at)
     .bind(row.updated_at)
     .bind(row.finished_at)
+    .bind(&row.parent_id)
+    .bind(&row.current_step)
+    .bind(&row.current_action)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -116,7 +129,7 @@ pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
 pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
     sqlx::query(
         "UPDATE executions SET status = $2, data = $3, stage_index = $4, stage_state = $5,
-             updated_at = $6, finished_at = $7
+             updated_at = $6, finished_at = $7, current_step = $8, current_action = $9
          WHERE id = $1",
     )
     .bind(&row.id)
@@ -126,9 +139,29 @@ pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(&row.stage_state)
     .bind(row.updated_at)
     .bind(row.finished_at)
+    .bind(&row.current_step)
+    .bind(&row.current_action)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Serialises transitions of one execution (a row lock on PostgreSQL; SQLite's write turn is
+/// already held); false if there is no such execution.
+pub async fn lock_execution(tx: &mut Tx<'_>, id: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE executions SET updated_at = updated_at WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Every step of an execution inside a transition, in start order.
+pub async fn steps_in(tx: &mut Tx<'_>, execution_id: &str) -> Result<Vec<StepRow>> {
+    let sql =
+        format!("SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 ORDER BY position, started_at, id");
+    let rows = sqlx::query(&sql).bind(execution_id).fetch_all(&mut **tx).await?;
+    rows.iter().map(decode_step).collect()
 }
 
 pub async fn execution_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<ExecutionRow>> {
@@ -163,7 +196,8 @@ pub async fn executions_at_stage(
 ) -> Result<Vec<ExecutionRow>> {
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM executions
-         WHERE definition_name = $1 AND stage_index = $2 AND stage_state = $3 AND status = 'InProgress'
+         WHERE kind = 'pipeline' AND definition_name = $1 AND stage_index = $2 AND stage_state = $3
+           AND status = 'InProgress'
          ORDER BY created_at, id"
     );
     let rows = sqlx::query(&sql).bind(name).bind(stage_index).bind(stage_state).fetch_all(&mut **tx).await?;
@@ -182,7 +216,8 @@ pub async fn later_execution_reached(
 ) -> Result<bool> {
     let row = sqlx::query(
         "SELECT id FROM executions
-         WHERE definition_name = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
+         WHERE kind = 'pipeline' AND definition_name = $1
+           AND (created_at > $2 OR (created_at = $2 AND id > $3))
            AND stage_index >= $4
            AND EXISTS (SELECT 1 FROM steps WHERE steps.execution_id = executions.id AND steps.position >= $4)
          LIMIT 1",

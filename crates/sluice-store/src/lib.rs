@@ -7,6 +7,7 @@
 //! and their versions).
 
 pub mod action_types;
+pub mod automation;
 pub mod documents;
 pub mod events;
 pub mod executions;
