@@ -252,14 +252,17 @@ pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
 }
 
 pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
-    sqlx::query("UPDATE steps SET status = $2, data = $3, error = $4, finished_at = $5 WHERE id = $1")
-        .bind(&row.id)
-        .bind(&row.status)
-        .bind(&row.data)
-        .bind(&row.error)
-        .bind(row.finished_at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE steps SET status = $2, data = $3, error = $4, finished_at = $5, attempt = $6 WHERE id = $1",
+    )
+    .bind(&row.id)
+    .bind(&row.status)
+    .bind(&row.data)
+    .bind(&row.error)
+    .bind(row.finished_at)
+    .bind(row.attempt)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

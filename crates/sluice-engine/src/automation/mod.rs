@@ -256,7 +256,7 @@ impl Engine {
         if reverse {
             steps.reverse();
         }
-        let scope = format!("DescribeAutomationStepExecutions\n{id}\n{reverse}");
+        let scope = format!("DescribeAutomationStepExecutions:{id}:{reverse}");
         let skip = match token {
             Some(token) => self.open_token(&scope, token)?.parse::<usize>().map_err(|_| bad_token())?,
             None => 0,

@@ -31,6 +31,10 @@ pub(crate) mod wait {
 const SCRIPT_TIMEOUT_SECONDS: u64 = 600;
 const COMMAND_TIMEOUT_SECONDS: u64 = 3_600;
 
+/// How many steps one transaction may run: a runbook that loops without ever waiting is
+/// refused rather than run forever.
+const MAX_WORK_PER_RUN: usize = 10_000;
+
 /// How a step ended.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
@@ -283,7 +287,15 @@ impl<'e> Run<'e> {
     }
 
     async fn drain(&mut self) -> Result<()> {
+        let mut done = 0;
         while let Some(work) = self.work.pop_front() {
+            done += 1;
+            if done > MAX_WORK_PER_RUN {
+                return Err(Error::Validation(format!(
+                    "The runbook ran more than {MAX_WORK_PER_RUN} steps without waiting; a loop of \
+                     steps needs an aws:sleep or a wait in it"
+                )));
+            }
             match work {
                 Work::Enter { execution, step, signalled } => {
                     self.live(&execution).await?;
