@@ -54,7 +54,7 @@ impl Conditions {
             // substr, not LIKE: SQLite's LIKE ignores case, and `_` is a wildcard in both.
             let length = self.placeholder(Bound::Int(prefix.chars().count() as i64));
             let text = self.placeholder(Bound::Text(prefix.clone()));
-            alternatives.push(format!("substr({column}, 1, {length}) = {text}"));
+            alternatives.push(format!("substr({column}, 1, CAST({length} AS INTEGER)) = {text}"));
         }
         self.sql.push(format!("({})", alternatives.join(" OR ")));
     }

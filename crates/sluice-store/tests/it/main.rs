@@ -48,4 +48,5 @@ on_both_backends!(
     third_party_types_keep_their_client,
     document_versions_default_and_delete,
     documents_page_by_name_with_filters,
+    automation_executions_filter_and_page,
 );

@@ -4,10 +4,12 @@ use sluice_core::action_type::{
     ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, Category, ConfigProperty, Owner,
     PropertyKind,
 };
+use sluice_store::automation::AutomationFilter;
 use sluice_store::documents::{
     AddVersionOutcome, DeleteVersionOutcome, DocumentQuery, NewDocument, NewDocumentVersion,
 };
 use sluice_store::events::NewEvent;
+use sluice_store::executions::{self, ExecutionRow};
 use sluice_store::keys::{AccessKeyRow, KeyKind};
 use sluice_store::pipelines::{PipelineWrite, UpdateOutcome};
 use sluice_store::Error;
@@ -574,4 +576,83 @@ pub async fn documents_page_by_name_with_filters(db: &TestDb) {
     assert_eq!(db.store.list_documents(&ops, Some("b_one"), 10).await.unwrap().len(), 2);
     let none = tagged(vec![("team", vec!["dev"])]);
     assert!(db.store.list_documents(&none, None, 10).await.unwrap().is_empty());
+}
+
+fn automation_row(id: &str, name: &str, status: &str, at: i64, parent: Option<&str>) -> ExecutionRow {
+    ExecutionRow {
+        id: id.into(),
+        kind: "automation".into(),
+        tenant: "1".into(),
+        definition_name: name.into(),
+        definition_version: 1,
+        status: status.into(),
+        client_token: None,
+        data: "{}".into(),
+        stage_index: 0,
+        stage_state: String::new(),
+        parent_id: parent.map(Into::into),
+        current_step: Some("s".into()),
+        current_action: Some(if status == "Waiting" { "aws:approve" } else { "aws:sleep" }.into()),
+        created_at: at,
+        updated_at: at,
+        finished_at: None,
+    }
+}
+
+async fn listed(
+    db: &TestDb,
+    filter: &AutomationFilter,
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> Vec<String> {
+    let rows = db.store.list_automation_executions("1", filter, before, limit).await.unwrap();
+    rows.into_iter().map(|row| row.id).collect()
+}
+
+pub async fn automation_executions_filter_and_page(db: &TestDb) {
+    let rows = [
+        automation_row("a", "deploy_web", "Waiting", 10, None),
+        automation_row("b", "deploy-api", "Success", 20, Some("a")),
+        automation_row("c", "Deploy_web", "Waiting", 20, None),
+        automation_row("d", "cleanup", "Failed", 30, None),
+    ];
+    let mut tx = db.store.begin().await.unwrap();
+    for row in &rows {
+        executions::insert_execution(&mut tx, row).await.unwrap();
+    }
+    let mut other_tenant = automation_row("e", "deploy_web", "Waiting", 40, None);
+    other_tenant.tenant = "2".into();
+    executions::insert_execution(&mut tx, &other_tenant).await.unwrap();
+    let mut pipeline = automation_row("f", "deploy_web", "Waiting", 50, None);
+    pipeline.kind = "pipeline".into();
+    executions::insert_execution(&mut tx, &pipeline).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let all = AutomationFilter::default();
+    // Newest first; ties on time order by id, descending.
+    assert_eq!(listed(db, &all, None, 10).await, ["d", "c", "b", "a"]);
+    assert_eq!(listed(db, &all, None, 2).await, ["d", "c"]);
+    assert_eq!(listed(db, &all, Some((20, "c")), 2).await, ["b", "a"]);
+    // A prefix matches case-sensitively, and `_` is a character, not a wildcard.
+    let prefix = AutomationFilter { document_name_prefixes: vec!["deploy_".into()], ..Default::default() };
+    assert_eq!(listed(db, &prefix, None, 10).await, ["a"]);
+    let prefixes = AutomationFilter {
+        document_name_prefixes: vec!["deploy".into(), "clean".into()],
+        ..Default::default()
+    };
+    assert_eq!(listed(db, &prefixes, None, 10).await, ["d", "b", "a"]);
+    let waiting = AutomationFilter { statuses: vec!["Waiting".into()], ..Default::default() };
+    assert_eq!(listed(db, &waiting, None, 10).await, ["c", "a"]);
+    let children = AutomationFilter { parent_ids: vec!["a".into()], ..Default::default() };
+    assert_eq!(listed(db, &children, None, 10).await, ["b"]);
+    let approving = AutomationFilter { current_actions: vec!["aws:approve".into()], ..Default::default() };
+    assert_eq!(listed(db, &approving, None, 10).await, ["c", "a"]);
+    let window = AutomationFilter { started_after: Some(20), started_before: Some(30), ..Default::default() };
+    assert_eq!(listed(db, &window, None, 10).await, ["c", "b"]);
+    let ids = AutomationFilter {
+        execution_ids: vec!["a".into(), "d".into(), "e".into()],
+        statuses: vec!["Waiting".into(), "Failed".into()],
+        ..Default::default()
+    };
+    assert_eq!(listed(db, &ids, None, 10).await, ["d", "a"]);
 }
