@@ -1,7 +1,8 @@
 //! `sluice-bench`: load generators for Sluice. `bare` serves a bare axum handler for comparison;
 //! `setup` creates the pipeline the reads use; `get-pipeline` sends signed GetPipeline requests
 //! at a fixed concurrency for a bounded time and prints req/s and p50/p99 latency as JSON;
-//! `throughput`, `handoff` and `pickup` are the job benchmarks B1/B1b, B2 and B3 ([`jobs`]).
+//! `throughput`, `handoff` and `pickup` are the job benchmarks B1/B1b, B2 and B3 ([`jobs`]);
+//! `automation-paging` times DescribeAutomationExecutions pages ([`automation`]).
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use sluice_aws::sigv4::{sha256_hex, sign_headers, SigningParams};
 
+mod automation;
 mod jobs;
 
 #[derive(Parser)]
@@ -74,6 +76,16 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_seconds: u64,
     },
+    /// DescribeAutomationExecutions paging: walks `pages` pages of 50 from the newest, checking
+    /// for gaps and duplicates, then times `samples` filtered first pages.
+    AutomationPaging {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long, default_value_t = 200)]
+        pages: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+    },
     /// Signed GetPipeline requests at a fixed concurrency for a bounded time.
     GetPipeline {
         #[arg(long)]
@@ -117,6 +129,10 @@ fn main() -> anyhow::Result<()> {
                 let (interval, timeout) =
                     (Duration::from_millis(interval_ms), Duration::from_secs(timeout_seconds));
                 println!("{}", jobs::pickup(target, jobs, interval, pollers, timeout).await?);
+                Ok(())
+            }
+            Command::AutomationPaging { endpoint, pages, samples } => {
+                println!("{}", automation::paging(&endpoint, pages, samples).await?);
                 Ok(())
             }
             Command::GetPipeline { endpoint, concurrency, seconds } => {
@@ -165,11 +181,21 @@ fn signed_request(
     operation: &str,
     body: &Value,
 ) -> anyhow::Result<http::Request<Full<Bytes>>> {
+    signed_service_request(endpoint, ("CodePipeline_20150709", "codepipeline"), operation, body)
+}
+
+/// A signed AWS JSON 1.1 request to a service: (target prefix, signing name).
+fn signed_service_request(
+    endpoint: &str,
+    (prefix, service): (&str, &str),
+    operation: &str,
+    body: &Value,
+) -> anyhow::Result<http::Request<Full<Bytes>>> {
     let creds = credentials()?;
     let uri: http::Uri = endpoint.parse()?;
     let host = uri.authority().context("endpoint has no host")?.to_string();
     let payload = body.to_string().into_bytes();
-    let target = format!("CodePipeline_20150709.{operation}");
+    let target = format!("{prefix}.{operation}");
     let headers = vec![
         ("host".to_string(), host),
         ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
@@ -180,7 +206,7 @@ fn signed_request(
         secret_access_key: &creds.secret,
         security_token: None,
         region: "us-east-1",
-        service: "codepipeline",
+        service,
         now_millis: now_millis(),
     };
     let signed = sign_headers(&params, "POST", "/", None, &headers, &sha256_hex(&payload), false);
@@ -191,7 +217,7 @@ fn signed_request(
     Ok(builder.body(Full::new(Bytes::from(payload)))?)
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 fn client() -> HttpClient {
     Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http()
