@@ -2,6 +2,7 @@
 //! Rust and plain HTTP, on SQLite and on a throwaway PostgreSQL database.
 
 mod artifacts;
+mod automation;
 mod codepipeline;
 mod executions;
 mod fuzz;

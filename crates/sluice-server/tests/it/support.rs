@@ -82,6 +82,24 @@ impl TestServer {
         self.codepipeline_as(ROOT_ID, ROOT_SECRET)
     }
 
+    /// An SSM client signing with the root keys.
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        let config = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                ROOT_ID,
+                ROOT_SECRET,
+                None,
+                None,
+                "sluice-test",
+            ))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    }
+
     /// Stops the server, waits for it to drain, and drops a PostgreSQL database it used.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -96,7 +114,7 @@ impl TestServer {
     }
 }
 
-/// The AWS error code of an SDK error.
+/// The AWS error code of an SDK error (any AWS SDK: they share the Smithy error types).
 pub fn error_code<E, R>(err: &aws_sdk_codepipeline::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_codepipeline::error::ProvideErrorMetadata + std::fmt::Debug,
