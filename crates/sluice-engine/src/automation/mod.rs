@@ -312,13 +312,16 @@ fn automation_filter(filters: &FilterInput) -> Result<AutomationFilter> {
     Ok(filter)
 }
 
+/// One filter of DescribeAutomationStepExecutions as a test on a step.
+type StepCheck = Box<dyn Fn(&StepView) -> bool + Send>;
+
 /// A predicate for DescribeAutomationStepExecutions' filters (values of one key OR-ed, keys
 /// AND-ed).
 fn step_filter(filters: &FilterInput) -> Result<impl Fn(&StepView) -> bool> {
-    let mut checks: Vec<Box<dyn Fn(&StepView) -> bool + Send>> = Vec::new();
+    let mut checks: Vec<StepCheck> = Vec::new();
     for (key, values) in filters {
         let values = values.clone();
-        let check: Box<dyn Fn(&StepView) -> bool + Send> = match key.as_str() {
+        let check: StepCheck = match key.as_str() {
             "StepExecutionStatus" => Box::new(move |s| values.contains(&s.row.status)),
             "StepExecutionId" => Box::new(move |s| values.contains(&s.row.id)),
             "StepName" => Box::new(move |s| values.contains(&s.row.name)),
