@@ -1,6 +1,7 @@
 //! The `sluice` binary: `serve` runs the server; operator commands (noun/verb) talk to a running
 //! server over its signed admin API and print JSON on stdout.
 
+mod automation_worker;
 mod client;
 mod worker;
 
@@ -33,7 +34,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Run a CodePipeline job worker: `sluice worker --action-type C/O/P/V -- CMD ARGS…`.
+    /// Run a job worker: `sluice worker --action-type C/O/P/V -- CMD ARGS…` for CodePipeline
+    /// jobs, or `sluice worker --automation` for SSM Automation scripts and commands.
     Worker(WorkerArgs),
     /// Manage action types.
     ActionTypes {
@@ -45,16 +47,19 @@ enum Command {
 #[derive(Args)]
 struct WorkerArgs {
     /// The action type whose jobs to run, CATEGORY/OWNER/PROVIDER/VERSION.
-    #[arg(long, value_parser = worker::parse_action_type)]
-    action_type: serde_json::Value,
+    #[arg(long, value_parser = worker::parse_action_type, required_unless_present = "automation")]
+    action_type: Option<serde_json::Value>,
     /// The queryable property's value to poll for, KEY=VALUE.
-    #[arg(long, value_parser = worker::parse_query)]
+    #[arg(long, value_parser = worker::parse_query, conflicts_with = "automation")]
     query: Option<(String, String)>,
+    /// Run SSM Automation `aws:executeScript` and `aws:runCommand` steps instead.
+    #[arg(long, conflicts_with_all = ["action_type", "command"])]
+    automation: bool,
     /// How many jobs to run at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// The command to run for each job, after `--`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "automation")]
     command: Vec<String>,
 }
 
@@ -126,9 +131,12 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&output)?);
             Ok(())
         }
+        Command::Worker(args) if args.automation => {
+            runtime.block_on(automation_worker::run(client::Client::from_env()?, args.concurrency))
+        }
         Command::Worker(args) => {
             let spec = worker::WorkerSpec {
-                action_type: args.action_type,
+                action_type: args.action_type.context("--action-type is required")?,
                 query: args.query,
                 concurrency: args.concurrency,
                 command: args.command,

@@ -58,7 +58,7 @@ pub async fn run(client: Client, spec: WorkerSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler can be installed");
     tokio::select! {

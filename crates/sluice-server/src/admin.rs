@@ -78,3 +78,88 @@ pub async fn register_third_party(State(app): State<App>, request: Request) -> R
     .await;
     labelled(response, "admin.RegisterThirdPartyActionType")
 }
+
+/// `POST /admin/v1/automation-jobs/{verb}`: the protocol of `sluice worker --automation`.
+/// `poll` `{"maxJobs","waitSeconds"}` → `{"jobs":[…]}`; `acknowledge` `{"jobId","nonce"}`;
+/// `status` `{"jobId"}` → `{"status"}`; `complete` `{"jobId","nonce","result"}` or
+/// `{"jobId","nonce","failure"}`.
+pub async fn automation_jobs(
+    State(app): State<App>,
+    axum::extract::Path(verb): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    let engine = app.engine().clone();
+    let label = format!("admin.AutomationJobs.{verb}");
+    let response = admin_call(&app, request, move |principal, input| async move {
+        match verb.as_str() {
+            "poll" => poll_automation_jobs(&engine, &principal, &input).await,
+            "acknowledge" => {
+                let (id, nonce) = (text(&input, "jobId")?, text(&input, "nonce")?);
+                engine.acknowledge_automation_job(&principal, id, nonce).await?;
+                Ok(json!({}))
+            }
+            "status" => {
+                let status = engine.automation_job_status(&principal, text(&input, "jobId")?).await?;
+                Ok(json!({"status": status.as_str()}))
+            }
+            "complete" => complete_automation_job(&engine, &principal, &input).await,
+            other => Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("No automation job verb {other}"),
+            )),
+        }
+    })
+    .await;
+    labelled(response, &label)
+}
+
+fn text<'a>(input: &'a Value, key: &str) -> Result<&'a str, AwsError> {
+    input
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| AwsError::validation(format!("Member {key} is required")))
+}
+
+async fn poll_automation_jobs(
+    engine: &sluice_engine::Engine,
+    principal: &Principal,
+    input: &Value,
+) -> Result<Value, AwsError> {
+    let max = input.get("maxJobs").map(|v| v.as_i64().filter(|n| (1..=10).contains(n)));
+    let max = max.unwrap_or(Some(1)).ok_or_else(|| AwsError::validation("maxJobs must be 1 to 10"))?;
+    let wait = input.get("waitSeconds").map(|v| v.as_u64().filter(|s| *s <= 20));
+    let wait = wait.unwrap_or(Some(0)).ok_or_else(|| AwsError::validation("waitSeconds must be 0 to 20"))?;
+    let jobs = engine.poll_automation_jobs(principal, max, std::time::Duration::from_secs(wait)).await?;
+    let jobs: Vec<Value> = jobs
+        .into_iter()
+        .map(|job| {
+            json!({
+                "jobId": job.id,
+                "nonce": job.nonce,
+                "executionId": job.execution_id,
+                "stepName": job.step_name,
+                "action": job.action,
+                "inputs": job.inputs,
+                "timeoutSeconds": job.timeout_seconds,
+            })
+        })
+        .collect();
+    Ok(json!({"jobs": jobs}))
+}
+
+async fn complete_automation_job(
+    engine: &sluice_engine::Engine,
+    principal: &Principal,
+    input: &Value,
+) -> Result<Value, AwsError> {
+    use sluice_engine::automation::jobs::JobResult;
+    let (id, nonce) = (text(input, "jobId")?, text(input, "nonce")?);
+    let result = match (input.get("result"), input.get("failure").and_then(Value::as_str)) {
+        (Some(result), None) if result.is_object() => JobResult::Success(result.clone()),
+        (None, Some(failure)) => JobResult::Failure(failure.chars().take(4000).collect()),
+        _ => return Err(AwsError::validation("Give either a result object or a failure message")),
+    };
+    engine.complete_automation_job(principal, id, nonce, result).await?;
+    Ok(json!({}))
+}

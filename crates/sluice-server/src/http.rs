@@ -28,6 +28,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/v1/keys", post(crate::admin::create_key))
         .route("/admin/v1/action-types/third-party", post(crate::admin::register_third_party))
+        .route("/admin/v1/automation-jobs/{verb}", post(crate::admin::automation_jobs))
         .fallback(aws_json)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
