@@ -510,3 +510,26 @@ def test_kill_during_sleep_and_wait_then_continue(own_server, tmp_path):
         assert wait_for(client, waiting, FINAL)["AutomationExecutionStatus"] == "Success"
     finally:
         restarted.kill()
+
+
+def test_next_step_and_system_variables(ssm):
+    steps = [
+        {"name": "start", "action": "aws:sleep", "inputs": {"Duration": "PT0S"}, "nextStep": "gate"},
+        {"name": "skipped", "action": "aws:sleep", "inputs": {"Duration": "PT0S"}},
+        {
+            "name": "gate",
+            "action": "aws:approve",
+            "inputs": {
+                "Approvers": [ROOT_ARN],
+                "Message": "{{ global:ACCOUNT_ID }}|{{ global:REGION }}|{{ global:DATE_TIME }}|{{ automation:EXECUTION_ID }}",
+            },
+        },
+    ]
+    name = create(ssm, steps)
+    execution_id = ssm.start_automation_execution(DocumentName=name)["AutomationExecutionId"]
+    waiting = wait_for(ssm, execution_id, {"Waiting"})
+    assert [s["StepName"] for s in waiting["StepExecutions"]] == ["start", "gate"], "nextStep skips a step"
+    account, region, date_time, own_id = json.loads(steps_by_name(waiting)["gate"]["Inputs"]["Message"]).split("|")
+    assert (account, region, own_id) == (ACCOUNT_ID, REGION, execution_id)
+    assert time.strptime(date_time, "%Y-%m-%d_%H.%M.%S"), date_time
+    ssm.stop_automation_execution(AutomationExecutionId=execution_id)
