@@ -354,7 +354,7 @@ def test_documents_need_ssm_signatures(endpoint):
     assert_aws_error(response, 400, "InvalidSignatureException")
 
 
-@pytest.mark.parametrize("operation", ["SendCommand", "GetParameter", "StartAutomationExecution", "NoSuchOp"])
+@pytest.mark.parametrize("operation", ["SendCommand", "GetParameter", "NoSuchOp"])
 def test_other_ssm_operations_are_unknown(endpoint, operation):
     response = signed_post(endpoint, None, {}, target=f"AmazonSSM.{operation}", service="ssm")
     assert_aws_error(response, 400, "UnknownOperationException")
