@@ -29,6 +29,9 @@ from sluice_testlib import (
     SluiceServer,
 )
 
+# The Cloudforet facade suite's own fixtures (its server, the test plugin, tenants).
+pytest_plugins = ("cloudforet_fixtures",)
+
 # Settings that could make a stock client talk to something else, or sign differently.
 _LEAKY_AWS_ENV = [
     "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
