@@ -367,7 +367,27 @@ fn patterns(value: Value) -> Result<Vec<String>> {
 }
 
 fn alias<'a>(object: &'a Map<String, Value>, long: &str, short: &str) -> Option<&'a Value> {
-    object.get(long).or_else(|| object.get(short)).filter(|v| !v.is_null() || long == "value")
+    member(object, long).or_else(|| object.get(short)).filter(|v| !v.is_null() || long == "value")
+}
+
+/// A member by its proto field name or by its proto3-JSON lowerCamelCase name
+/// (`filter_or` or `filterOr`); proto3 JSON parsers accept both.
+fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).or_else(|| {
+        let mut camel = String::with_capacity(name.len());
+        let mut upper = false;
+        for ch in name.chars() {
+            match (ch, upper) {
+                ('_', _) => upper = true,
+                (c, true) => {
+                    camel.push(c.to_ascii_uppercase());
+                    upper = false;
+                }
+                (c, false) => camel.push(c),
+            }
+        }
+        object.get(&camel)
+    })
 }
 
 /// Parses an ISO 8601 datetime as dateutil's `isoparse` reads it (date `YYYY`, `YYYY-MM`,
@@ -541,7 +561,7 @@ fn object_of<'a>(json: &'a Value, key: &str) -> Result<&'a Map<String, Value>> {
 }
 
 fn list<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a [Value]> {
-    match object.get(key) {
+    match member(object, key) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(QueryError::InvalidParameterType { key: key.into(), kind: "list" }),
@@ -604,7 +624,7 @@ fn strings(object: &Map<String, Value>, key: &str) -> Result<Vec<String>> {
 }
 
 fn flag(object: &Map<String, Value>, key: &str) -> Result<bool> {
-    match object.get(key) {
+    match member(object, key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(QueryError::InvalidParameterType { key: key.into(), kind: "bool" }),
@@ -612,7 +632,7 @@ fn flag(object: &Map<String, Value>, key: &str) -> Result<bool> {
 }
 
 fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>> {
-    match object.get(key) {
+    match member(object, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(QueryError::InvalidParameterType { key: key.into(), kind: "str" }),

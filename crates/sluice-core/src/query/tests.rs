@@ -249,3 +249,23 @@ fn condition_new_checks_values() {
         "ERROR_OPERATOR_LIST_VALUE_TYPE"
     );
 }
+
+#[test]
+fn proto3_json_camel_case_names_are_accepted() {
+    let q = Query::from_json(&json!({"filterOr": [{"k": "a", "v": "b"}], "countOnly": true})).unwrap();
+    assert_eq!((q.filter_or.len(), q.count_only), (1, true));
+    let q = StatQuery::from_json(&json!({"aggregate": [
+        {"group": {"keys": [{"k": "created_at", "n": "d", "dateFormat": "%Y"}]}},
+        {"project": {"fields": [{"k": "d", "n": "d"}], "excludeKeys": true}}
+    ]}))
+    .unwrap();
+    let Stage::Group(group) = &q.aggregate[0] else { panic!("group") };
+    assert_eq!(group.keys[0].date_format.as_deref(), Some("%Y"));
+    assert_eq!(
+        q.aggregate[1],
+        Stage::Project(Project {
+            fields: vec![SubField { key: "d".into(), name: "d".into() }],
+            exclude_keys: true
+        })
+    );
+}

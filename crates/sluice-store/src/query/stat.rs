@@ -108,7 +108,7 @@ impl Store {
             used += 1;
         }
         let table = c.table;
-        let order = c.order_by(&pre_order(table, pre_sort))?;
+        let order = c.order_by(&pre_order(table, pre_sort), false)?;
         let l = c.bind(Bind::Int(limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64)));
         let o = c.bind(Bind::Int(skip.min(i64::MAX as u64) as i64));
         let columns: Vec<&str> = table.fields.iter().map(|f| f.column).collect();
@@ -143,7 +143,8 @@ impl Store {
             names.push(key.name.clone());
             columns.push(column);
         }
-        let order = c.order_by(&pre_order(table, pre_sort))?;
+        let pre = pre_order(table, pre_sort);
+        let order = c.order_by(&pre, false)?;
         let mut select: Vec<String> = (0..group.keys.len()).map(|i| format!("__g{i}")).collect();
         let group_by = select.join(", ");
         for (j, field) in group.fields.iter().enumerate() {
@@ -153,7 +154,8 @@ impl Store {
             columns.push(column);
         }
         let t = table.table;
-        let mut source = format!("SELECT {t}.*{key_exprs} FROM {t} WHERE {filter}");
+        let used = used_columns(table, group, &pre).join(", ");
+        let mut source = format!("SELECT {used}{key_exprs} FROM {t} WHERE {filter}");
         if group.fields.iter().any(|f| matches!(f.operator, GroupOperator::First | GroupOperator::Last)) {
             let partition =
                 if group_by.is_empty() { String::new() } else { format!("PARTITION BY {group_by} ") };
@@ -182,6 +184,26 @@ impl Store {
         let rows = self.fetch(&sql, c.binds, columns).await?;
         Ok(rows.into_iter().map(|row| names.iter().cloned().zip(row).collect()).collect())
     }
+}
+
+/// The columns a group reads (keys, accumulated fields, conditions, order), so the rows it
+/// sorts for `first`/`last` carry nothing else.
+fn used_columns(table: &QueryTable, group: &Group, order: &[(String, bool)]) -> Vec<&'static str> {
+    let mut keys: Vec<&str> = group.keys.iter().map(|k| k.key.as_str()).collect();
+    for field in &group.fields {
+        keys.extend(field.key.as_deref());
+        keys.extend(field.fields.iter().map(|f| f.key.as_str()));
+        keys.extend(field.conditions.iter().map(|c| c.key.as_str()));
+    }
+    keys.extend(order.iter().map(|(k, _)| k.as_str()));
+    keys.push(table.id_field);
+    let mut columns = Vec::new();
+    for field in keys.into_iter().filter_map(|k| table.field(k).ok()) {
+        if !columns.contains(&field.column) {
+            columns.push(field.column);
+        }
+    }
+    columns
 }
 
 fn pre_order(table: &QueryTable, pre_sort: Option<&[SortKey]>) -> Vec<(String, bool)> {
