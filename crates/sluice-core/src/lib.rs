@@ -7,6 +7,7 @@ pub mod automation;
 pub mod clock;
 pub mod job;
 pub mod pipeline;
+pub mod query;
 
 /// The account and region the AWS facades present.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //!
 //! Modules by concern: [`keys`] (access keys), [`action_types`], [`pipelines`] (declarations and
 //! versions), [`tags`], [`events`] (the append-only history), [`documents`] (SSM Automation documents
-//! and their versions).
+//! and their versions), [`query`] (the Cloudforet query language over described tables).
 
 pub mod action_types;
 pub mod automation;
@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod keys;
 pub mod objects;
 pub mod pipelines;
+pub mod query;
 pub mod sqlite_reader;
 pub mod tags;
 pub mod testing;
@@ -36,6 +37,9 @@ pub enum Error {
     UnsupportedUrl,
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A Cloudforet query the store cannot run; it carries Cloudforet's error code.
+    #[error("{0}")]
+    Query(#[from] sluice_core::query::QueryError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::pipelines::{PipelineMeta, PipelineVersion};
@@ -20,6 +21,20 @@ pub struct SqliteReader {
 }
 
 const MAX_IDLE: usize = 8;
+
+/// SQLite's `pattern REGEXP text` calls `regexp(pattern, text)`; the query language's regex and
+/// contain operators use it (Rust's `regex` syntax, compiled once per statement). NULL text is NULL.
+fn regexp(ctx: &Context<'_>) -> rusqlite::Result<Option<bool>> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+    let pattern = ctx.get_or_create_aux(0, |value| -> Result<regex::Regex, BoxError> {
+        Ok(regex::Regex::new(value.as_str()?)?)
+    })?;
+    Ok(match ctx.get_raw(1) {
+        rusqlite::types::ValueRef::Text(text) => Some(pattern.is_match(&String::from_utf8_lossy(text))),
+        rusqlite::types::ValueRef::Null => None,
+        _ => Some(false),
+    })
+}
 
 fn corrupt(err: rusqlite::Error) -> Error {
     Error::Corrupt(format!("sqlite read: {err}"))
@@ -35,11 +50,13 @@ impl SqliteReader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(corrupt)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(corrupt)?;
+        let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+        conn.create_scalar_function("regexp", 2, flags, regexp).map_err(corrupt)?;
         Ok(conn)
     }
 
     /// Runs `read` on an idle connection (opening one if none is idle) and puts it back.
-    fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let idle = self.idle.lock().expect("reader pool lock").pop();
         let conn = match idle {
             Some(conn) => conn,

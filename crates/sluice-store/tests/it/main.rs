@@ -49,4 +49,12 @@ on_both_backends!(
     document_versions_default_and_delete,
     documents_page_by_name_with_filters,
     automation_executions_filter_and_page,
+    cf_query_every_operator_matches_exactly,
+    cf_query_filter_or_scope_and_keyword,
+    cf_query_sorts_pages_and_shapes_rows,
+    cf_query_bad_input_is_a_typed_error,
+    cf_stat_groups_counts_and_sorts,
+    cf_stat_accumulators,
+    cf_stat_date_formats_distinct_and_raw_rows,
+    cf_stat_bad_input_is_a_typed_error,
 );

@@ -16,6 +16,9 @@ use sluice_store::Error;
 
 use crate::support::TestDb;
 
+mod cf_query;
+pub use cf_query::*;
+
 fn event<'a>(kind: &'a str, subject: &'a str, at: i64) -> NewEvent<'a> {
     NewEvent {
         execution_id: None,
