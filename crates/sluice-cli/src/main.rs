@@ -42,6 +42,46 @@ enum Command {
         #[command(subcommand)]
         command: ActionTypesCommand,
     },
+    /// Cloudforet facade: mint tokens, register account-collector plugins.
+    Cloudforet {
+        #[command(subcommand)]
+        command: CloudforetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CloudforetCommand {
+    /// Mint a token; prints {"token"}.
+    Token {
+        /// DOMAIN_ADMIN, WORKSPACE_OWNER, WORKSPACE_MEMBER or SYSTEM_TOKEN.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        domain_id: String,
+        /// Required for the workspace roles.
+        #[arg(long)]
+        workspace_id: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        expires_in: i64,
+    },
+    /// Manage account-collector plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Register (or re-point) a plugin by id; prints {"plugin_id","endpoint"}.
+    Register {
+        #[arg(long)]
+        plugin_id: String,
+        /// The plugin's gRPC endpoint, http://host:port.
+        #[arg(long)]
+        endpoint: String,
+    },
 }
 
 #[derive(Args)]
@@ -109,6 +149,9 @@ struct ServeArgs {
     /// Directory for artifact bytes (replicas on one database must share it).
     #[arg(long, env = "SLUICE_ARTIFACTS_DIR")]
     artifacts_dir: Option<PathBuf>,
+    /// How long a Cloudforet account-collector plugin may take to answer a sync, in seconds.
+    #[arg(long, env = "SLUICE_CLOUDFORET_PLUGIN_TIMEOUT_SECONDS")]
+    cloudforet_plugin_timeout_seconds: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +185,21 @@ fn main() -> anyhow::Result<()> {
                 command: args.command,
             };
             runtime.block_on(worker::run(client::Client::from_env()?, spec))
+        }
+        Command::Cloudforet { command } => {
+            let (path, body) = match command {
+                CloudforetCommand::Token { role, domain_id, workspace_id, expires_in } => (
+                    "/admin/v1/cloudforet/tokens",
+                    serde_json::json!({"role": role, "domain_id": domain_id, "workspace_id": workspace_id, "expires_in": expires_in}),
+                ),
+                CloudforetCommand::Plugins { command: PluginsCommand::Register { plugin_id, endpoint } } => (
+                    "/admin/v1/cloudforet/plugins",
+                    serde_json::json!({"plugin_id": plugin_id, "endpoint": endpoint}),
+                ),
+            };
+            let output = runtime.block_on(client::Client::from_env()?.post_admin(path, &body))?;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+            Ok(())
         }
         Command::ActionTypes { command } => {
             let ActionTypesCommand::RegisterThirdParty {
@@ -203,6 +261,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         region: args.region,
         body_limit: None,
         artifacts_dir: args.artifacts_dir,
+        cloudforet_plugin_timeout_seconds: args.cloudforet_plugin_timeout_seconds,
     };
     let config = Config::load(args.config.as_deref(), overrides)?;
     let master_key = std::env::var("SLUICE_MASTER_KEY").ok();

@@ -5,11 +5,13 @@
 //! Modules: [`secrets`] (encryption at rest and sealed paging tokens), [`keys`] (access keys and
 //! principals), [`action_types`], [`pipelines`] (declarations, versions, secret properties),
 //! [`tags`], [`documents`] (SSM Automation documents and their versions), [`automation`] (runbook
-//! executions, their steps, signals and worker jobs).
+//! executions, their steps, signals and worker jobs), [`cloudforet`] (Cloudforet identity resources
+//! and collector jobs).
 
 pub mod action_types;
 pub mod artifacts;
 pub mod automation;
+pub mod cloudforet;
 pub mod documents;
 pub mod executions;
 pub mod keys;

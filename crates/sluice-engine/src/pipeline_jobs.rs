@@ -404,6 +404,10 @@ impl Engine {
                 self.time_out_automation_job(&job).await?;
                 continue;
             }
+            if job.queue_key == crate::cloudforet::SYNC_QUEUE {
+                self.cf_time_out_sync(&job).await?;
+                continue;
+            }
             let (Some(execution), Some(step_id)) = (job.execution_id.as_deref(), job.step_id.as_deref())
             else {
                 continue;
@@ -422,6 +426,7 @@ impl Engine {
             self.fail_from_sweeper(&execution, &step_id, "JobFailed", "The approval timed out").await?;
         }
         changed += self.sweep_automations().await?;
+        changed += self.cf_run_schedules().await?;
         Ok(changed)
     }
 

@@ -6,7 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 
 const NONCE_LEN: usize = 24;
 /// Length of a master key in bytes.
@@ -16,6 +18,9 @@ pub const KEY_LEN: usize = 32;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// A MAC key derived from the master key for signing tokens (Cloudforet JWTs), so the master
+    /// key itself never signs anything a client can see.
+    token_key: [u8; KEY_LEN],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -26,7 +31,15 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        SecretBox { cipher: XChaCha20Poly1305::new(key.into()) }
+        SecretBox {
+            cipher: XChaCha20Poly1305::new(key.into()),
+            token_key: derive(key, b"sluice token key v1"),
+        }
+    }
+
+    /// HMAC-SHA256 of `data` under the token key.
+    pub fn token_mac(&self, data: &[u8]) -> [u8; 32] {
+        derive(&self.token_key, data)
     }
 
     /// A fresh random master key.
@@ -66,6 +79,12 @@ impl SecretBox {
         let sealed = URL_SAFE_NO_PAD.decode(token).ok()?;
         String::from_utf8(self.open(&sealed)?).ok()
     }
+}
+
+fn derive(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

@@ -163,3 +163,59 @@ async fn complete_automation_job(
     engine.complete_automation_job(principal, id, nonce, result).await?;
     Ok(json!({}))
 }
+
+/// Only the root principal may mint Cloudforet tokens and register plugins.
+fn require_root(principal: &Principal) -> Result<(), AwsError> {
+    if principal.is_root {
+        Ok(())
+    } else {
+        Err(AwsError::from(sluice_engine::Error::AccessDenied("Only the root principal may do this".into())))
+    }
+}
+
+/// `POST /admin/v1/cloudforet/tokens` `{"role","domain_id","workspace_id"?,"expires_in"?}` →
+/// `{"token"}` (root only).
+pub async fn cloudforet_token(State(app): State<App>, request: Request) -> Response {
+    let handler_app = app.clone();
+    let response = admin_call(&app, request, move |principal, input| async move {
+        require_root(&principal)?;
+        let text = |key: &str| input.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let role = text("role").and_then(sluice_cloudforet::auth::Role::parse).ok_or_else(|| {
+            AwsError::validation(
+                "role must be DOMAIN_ADMIN, WORKSPACE_OWNER, WORKSPACE_MEMBER or SYSTEM_TOKEN",
+            )
+        })?;
+        let domain_id = text("domain_id").ok_or_else(|| AwsError::validation("domain_id is required"))?;
+        let workspace_id = text("workspace_id").map(str::to_string);
+        if role.is_workspace() && workspace_id.is_none() {
+            return Err(AwsError::validation("a workspace role needs workspace_id"));
+        }
+        let ttl = input.get("expires_in").and_then(Value::as_i64).unwrap_or(24 * 3600);
+        if !(1..=366 * 24 * 3600).contains(&ttl) {
+            return Err(AwsError::validation("expires_in must be between 1 second and 366 days"));
+        }
+        let caller = sluice_cloudforet::auth::Caller { domain_id: domain_id.to_string(), workspace_id, role };
+        Ok(json!({"token": handler_app.cloudforet().mint_token(&caller, ttl)}))
+    })
+    .await;
+    labelled(response, "admin.CloudforetToken")
+}
+
+/// `POST /admin/v1/cloudforet/plugins` `{"plugin_id","endpoint"}` registers (or re-points) an
+/// account-collector plugin (root only).
+pub async fn cloudforet_plugin(State(app): State<App>, request: Request) -> Response {
+    let engine = app.engine().clone();
+    let response = admin_call(&app, request, move |principal, input| async move {
+        require_root(&principal)?;
+        let text = |key: &str| input.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let plugin_id = text("plugin_id").ok_or_else(|| AwsError::validation("plugin_id is required"))?;
+        let endpoint = text("endpoint").ok_or_else(|| AwsError::validation("endpoint is required"))?;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(AwsError::validation("endpoint must be an http:// or https:// URL"));
+        }
+        engine.cf_register_plugin(plugin_id, endpoint).await?;
+        Ok(json!({"plugin_id": plugin_id, "endpoint": endpoint}))
+    })
+    .await;
+    labelled(response, "admin.RegisterCloudforetPlugin")
+}

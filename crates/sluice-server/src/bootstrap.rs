@@ -24,6 +24,8 @@ pub struct App {
 #[derive(Debug)]
 struct AppInner {
     aws: AwsJsonService,
+    cloudforet: sluice_cloudforet::Cloudforet,
+    plugin_timeout: std::time::Duration,
     metrics: Metrics,
     body_limit: usize,
 }
@@ -35,6 +37,15 @@ impl App {
 
     pub fn aws(&self) -> &AwsJsonService {
         &self.inner.aws
+    }
+
+    pub fn cloudforet(&self) -> &sluice_cloudforet::Cloudforet {
+        &self.inner.cloudforet
+    }
+
+    /// How long an account-collector plugin may take to answer a sync.
+    pub fn plugin_timeout(&self) -> std::time::Duration {
+        self.inner.plugin_timeout
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -80,6 +91,8 @@ pub async fn bootstrap(
     ensure_root(&engine, dir, &config.region, root).await?;
     Ok(App {
         inner: Arc::new(AppInner {
+            cloudforet: sluice_cloudforet::Cloudforet::new(engine.clone()),
+            plugin_timeout: std::time::Duration::from_secs(config.cloudforet_plugin_timeout_seconds),
             aws: AwsJsonService::new(engine),
             metrics: Metrics::default(),
             body_limit: config.body_limit,

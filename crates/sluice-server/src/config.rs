@@ -20,6 +20,8 @@ pub struct Config {
     /// Where artifact bytes live; replicas on one database must share it. Default
     /// `<data-dir>/artifacts`.
     pub artifacts_dir: Option<PathBuf>,
+    /// How long an account-collector plugin may take to answer a sync, in seconds.
+    pub cloudforet_plugin_timeout_seconds: u64,
 }
 
 /// Values from the environment or flags; each wins over the file when set.
@@ -33,6 +35,7 @@ pub struct Overrides {
     pub region: Option<String>,
     pub body_limit: Option<usize>,
     pub artifacts_dir: Option<PathBuf>,
+    pub cloudforet_plugin_timeout_seconds: Option<u64>,
 }
 
 /// Why a configuration was refused.
@@ -51,6 +54,7 @@ pub const DEFAULT_DATA_DIR: &str = "./sluice-data";
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_BODY_LIMIT: usize = 6 * 1024 * 1024;
+pub const DEFAULT_PLUGIN_TIMEOUT_SECONDS: u64 = 600;
 
 impl Config {
     /// Merges defaults, the optional TOML file and the overrides, then validates.
@@ -73,6 +77,10 @@ impl Config {
             region: pick(overrides.region, from_file.region, DEFAULT_REGION),
             body_limit: overrides.body_limit.or(from_file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT),
             artifacts_dir: overrides.artifacts_dir.or(from_file.artifacts_dir),
+            cloudforet_plugin_timeout_seconds: overrides
+                .cloudforet_plugin_timeout_seconds
+                .or(from_file.cloudforet_plugin_timeout_seconds)
+                .unwrap_or(DEFAULT_PLUGIN_TIMEOUT_SECONDS),
         };
         config.validate()?;
         Ok(config)
@@ -92,6 +100,9 @@ impl Config {
             if !known {
                 return Err(ConfigError::Invalid("database url must start with sqlite: or postgres:".into()));
             }
+        }
+        if self.cloudforet_plugin_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid("cloudforet_plugin_timeout_seconds must be at least 1".into()));
         }
         if self.body_limit < 1024 {
             return Err(ConfigError::Invalid("body_limit must be at least 1024 bytes".into()));

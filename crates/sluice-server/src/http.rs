@@ -1,5 +1,6 @@
 //! The one HTTP port: `/health`, `/metrics`, the admin API (`/admin/v1/*`, SigV4 signing name
-//! `sluice`) and the AWS JSON 1.1 facades (any `POST` with `X-Amz-Target`). Every response is
+//! `sluice`), the AWS JSON 1.1 facades (any `POST` with `X-Amz-Target`) and Cloudforet (gRPC by
+//! content type, REST under `/identity/v2/`). Every response is
 //! counted in [`crate::metrics`] under its operation.
 
 use std::time::Instant;
@@ -29,6 +30,8 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/keys", post(crate::admin::create_key))
         .route("/admin/v1/action-types/third-party", post(crate::admin::register_third_party))
         .route("/admin/v1/automation-jobs/{verb}", post(crate::admin::automation_jobs))
+        .route("/admin/v1/cloudforet/tokens", post(crate::admin::cloudforet_token))
+        .route("/admin/v1/cloudforet/plugins", post(crate::admin::cloudforet_plugin))
         .fallback(aws_json)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
@@ -134,9 +137,54 @@ async fn s3(app: &App, request: Request) -> Response {
     labelled(s3_response(response), operation)
 }
 
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// Cloudforet over gRPC: the facade answers with tonic's framing and trailers.
+async fn cloudforet_grpc(app: &App, request: Request) -> Response {
+    let operation = sluice_cloudforet::Cloudforet::operation(request.uri().path());
+    let response = app.cloudforet().grpc(request).await;
+    labelled(response.map(Body::new), &operation)
+}
+
+/// Cloudforet over REST (`POST /identity/v2/<resource>/<verb>`).
+async fn cloudforet_rest(app: &App, request: Request) -> Response {
+    let operation = sluice_cloudforet::Cloudforet::operation(request.uri().path());
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = request.uri().path().to_string();
+    let (_, body) = match read(app, request).await {
+        Ok(read) => read,
+        Err(response) => return labelled(response, "too_large"),
+    };
+    let answer = app.cloudforet().rest(&path, authorization.as_deref(), &body).await;
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    labelled(response, &operation)
+}
+
 /// Everything not routed by path: the S3 endpoint (requests signed for `s3`), the AWS JSON
 /// facades (`POST` with `X-Amz-Target`), else 404.
 async fn aws_json(State(app): State<App>, request: Request) -> Response {
+    if is_grpc(&request) {
+        return cloudforet_grpc(&app, request).await;
+    }
+    if request.method() == axum::http::Method::POST
+        && sluice_cloudforet::Cloudforet::serves_rest(request.uri().path())
+    {
+        return cloudforet_rest(&app, request).await;
+    }
     let (parts, body) = request.into_parts();
     if sluice_aws::s3::is_s3_request(&parts) {
         return s3(&app, Request::from_parts(parts, body)).await;

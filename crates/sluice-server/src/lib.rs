@@ -23,9 +23,13 @@ pub async fn run(
     let router = http::router(app.clone());
     let sweeper = tokio::spawn(sweep(app.engine().clone()));
     let relay = tokio::spawn(relay(app.engine().clone()));
+    let settings =
+        sluice_cloudforet::runner::RunnerSettings { plugin_timeout: app.plugin_timeout(), concurrency: 8 };
+    let syncs = tokio::spawn(app.cloudforet().clone().run_syncs(settings));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     sweeper.abort();
     relay.abort();
+    syncs.abort();
     app.engine().store().close().await;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod action_types;
 pub mod automation;
+pub mod cloudforet;
 pub mod documents;
 pub mod events;
 pub mod executions;

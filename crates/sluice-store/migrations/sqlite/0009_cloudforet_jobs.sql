@@ -1,5 +1,5 @@
 -- Cloudforet identity v2 collector jobs. One row per Job as Cloudforet shows it; the sync that
--- runs it is an execution on the engine (execution_id). Workspace '*' marks a domain-level job.
+-- runs it is a job on the engine queue. Workspace '*' marks a domain-level job.
 -- Times are epoch milliseconds; options is JSON text.
 CREATE TABLE cf_jobs (
     job_id             TEXT PRIMARY KEY,
@@ -12,7 +12,6 @@ CREATE TABLE cf_jobs (
     options            TEXT NOT NULL,
     error_code         TEXT,
     error_message      TEXT,
-    execution_id       TEXT,
     created_at         BIGINT NOT NULL,
     updated_at         BIGINT NOT NULL,
     finished_at        BIGINT

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use sluice_core::query::{Condition, Query, StatQuery};
+use sluice_store::cloudforet::{insert_job, CfJobRow};
 use sluice_store::query::{FieldKind, QueryField, QueryTable, CF_JOBS};
 use sluice_store::{Error, Store};
 
@@ -116,30 +117,27 @@ const JOBS: [Job; 7] = [
 ];
 
 async fn insert_jobs(store: &Store) {
+    let mut tx = store.begin().await.unwrap();
     for job in &JOBS {
         let resource_group = if job.workspace == "*" { "DOMAIN" } else { "WORKSPACE" };
-        sqlx::query(
-            "INSERT INTO cf_jobs (job_id, domain_id, workspace_id, resource_group, trusted_account_id, plugin_id, \
-             status, options, error_code, error_message, execution_id, created_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13)",
-        )
-        .bind(job.id)
-        .bind(job.domain)
-        .bind(job.workspace)
-        .bind(resource_group)
-        .bind(job.account)
-        .bind(job.plugin)
-        .bind(job.status)
-        .bind(job.options)
-        .bind(job.error.map(|e| e.0))
-        .bind(job.error.map(|e| e.1))
-        .bind(job.created)
-        .bind(job.created + 5 * 60_000)
-        .bind(job.finished)
-        .execute(store.pool())
-        .await
-        .unwrap();
+        let row = CfJobRow {
+            job_id: job.id.into(),
+            domain_id: job.domain.into(),
+            workspace_id: job.workspace.into(),
+            resource_group: resource_group.into(),
+            trusted_account_id: job.account.into(),
+            plugin_id: job.plugin.into(),
+            status: job.status.into(),
+            options: job.options.into(),
+            error_code: job.error.map(|e| e.0.to_string()),
+            error_message: job.error.map(|e| e.1.to_string()),
+            created_at: job.created,
+            updated_at: job.created + 5 * 60_000,
+            finished_at: job.finished,
+        };
+        insert_job(&mut tx, &row).await.unwrap();
     }
+    tx.commit().await.unwrap();
 }
 
 fn scope() -> Vec<Condition> {
