@@ -9,6 +9,10 @@ use tokio::sync::Semaphore;
 
 use crate::{plugin, Cloudforet};
 
+/// How much longer than the plugin timeout a run's lease lasts: the runner always ends a run by
+/// then, so a run still leased past it belongs to a server that died.
+pub const LEASE_MARGIN_MS: i64 = 10_000;
+
 /// How the runner behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerSettings {
@@ -22,7 +26,8 @@ impl Cloudforet {
     /// Runs syncs until the task is aborted.
     pub async fn run_syncs(self, settings: RunnerSettings) {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-        let lease_ms = i64::try_from(settings.plugin_timeout.as_millis()).unwrap_or(i64::MAX / 2) + 30_000;
+        let lease_ms =
+            i64::try_from(settings.plugin_timeout.as_millis()).unwrap_or(i64::MAX / 2) + LEASE_MARGIN_MS;
         loop {
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             match self.engine().cf_claim_sync(Duration::from_secs(5), lease_ms).await {

@@ -17,7 +17,9 @@ use sluice_store::Error;
 use crate::support::TestDb;
 
 mod cf_query;
+mod cf_rows;
 pub use cf_query::*;
+pub use cf_rows::*;
 
 fn event<'a>(kind: &'a str, subject: &'a str, at: i64) -> NewEvent<'a> {
     NewEvent {
