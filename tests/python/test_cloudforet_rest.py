@@ -196,3 +196,23 @@ def test_rest_other_domain_sees_nothing(tenant, new_tenant, plugin_id):
     expect_rest_error(other.post("job", "delete", {"job_id": job["job_id"]}), "NOT_FOUND")
     expect_rest_error(other.post("trusted-account", "sync", {"trusted_account_id": ta["trusted_account_id"]}),
                       "NOT_FOUND")
+
+
+def test_methods_not_served_are_client_errors(tenant, cf_channel):
+    """A method Sluice does not serve: gRPC UNIMPLEMENTED, REST 404, both ERROR_UNSUPPORTED_API."""
+    import grpc
+
+    rest = tenant.rest()
+    for resource, verb in (("workspace", "create"), ("job", "nope"), ("no-such-resource", "list")):
+        response = rest.post(resource, verb, {})
+        assert response.status_code == 404, (resource, verb, response.status_code, response.text)
+        assert response.json()["detail"]["code"] == "ERROR_UNSUPPORTED_API", response.text
+    call = cf_channel.unary_unary("/spaceone.api.identity.v2.Workspace/create")
+    try:
+        call(b"", metadata=(("token", tenant.token()),), timeout=10)
+        raise AssertionError("an unserved gRPC method answered")
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.UNIMPLEMENTED, err
+        assert err.details().startswith("ERROR_UNSUPPORTED_API: "), err.details()
+    # The server is unharmed.
+    assert rest.call("job", "list", {}).get("results", []) == []

@@ -82,7 +82,8 @@ impl CfError {
             NotFound => 404,
             AlreadyExists | Aborted => 409,
             Cancelled => 499,
-            Unimplemented => 501,
+            // A method Sluice does not serve is the caller's 4xx, never a server error.
+            Unimplemented => 404,
             Unavailable => 503,
             DeadlineExceeded => 504,
             _ => 500,
