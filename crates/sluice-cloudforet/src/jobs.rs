@@ -39,7 +39,7 @@ pub(crate) async fn call(cf: &Cloudforet, caller: &Caller, verb: &str, input: Va
             Ok(cf
                 .engine()
                 .store()
-                .stat_at(&CF_JOBS, &scope, &query, cf.engine().now_millis())
+                .stat(&CF_JOBS, &scope, &query, cf.engine().now_millis())
                 .await
                 .map_err(store_query_error)?)
         }
@@ -74,7 +74,7 @@ async fn list(cf: &Cloudforet, caller: &Caller, input: &Value) -> Result<Value> 
     let page = cf
         .engine()
         .store()
-        .query_rows_at(&CF_JOBS, &scope, &query, cf.engine().now_millis())
+        .query_rows(&CF_JOBS, &scope, &query, cf.engine().now_millis())
         .await
         .map_err(store_query_error)?;
     let results: Vec<Value> = page.rows.into_iter().map(|row| fit_job(Value::Object(row))).collect();

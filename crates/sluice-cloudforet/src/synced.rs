@@ -134,7 +134,7 @@ async fn list(cf: &Cloudforet, caller: &Caller, kind: &Kind, input: &Value) -> R
     let page = cf
         .engine()
         .store()
-        .query_rows_at(kind.table, &scope, &query, cf.engine().now_millis())
+        .query_rows(kind.table, &scope, &query, cf.engine().now_millis())
         .await
         .map_err(store_query_error)?;
     let results: Vec<Value> = page.rows.into_iter().map(flatten).collect();

@@ -78,10 +78,11 @@ pub fn normalize(desc: &MessageDescriptor, body: &Value) -> Result<Value> {
     to_json(&message)
 }
 
-/// Handler output JSON → protobuf bytes of `desc`.
+/// JSON → protobuf bytes of `desc` (responses, and the requests Sluice sends plugins). The
+/// reason of a failure is not logged: a plugin request carries secret data.
 pub fn encode(desc: &MessageDescriptor, value: &Value) -> Result<Vec<u8>> {
-    let message = from_json(desc, value).map_err(|reason| {
-        tracing::error!(%reason, message = desc.full_name(), "a response does not fit its message");
+    let message = from_json(desc, value).map_err(|_| {
+        tracing::error!(message = desc.full_name(), "JSON does not fit its message");
         CfError::internal()
     })?;
     Ok(message.encode_to_vec())

@@ -7,7 +7,7 @@ mod exec;
 mod stat;
 
 use serde_json::{Map, Value};
-use sluice_core::clock::{Clock, Millis, SystemClock};
+use sluice_core::clock::Millis;
 use sluice_core::query::{
     format_datetime, parse_datetime, Condition, Operand, Operator, Query, QueryError, SortKey,
 };
@@ -429,19 +429,9 @@ pub(crate) fn shown(kind: FieldKind, raw: Value) -> Value {
 }
 
 impl Store {
-    /// Runs a Cloudforet `Query` over `table`, ANDed with `scope`; timediff values are
-    /// resolved against the system clock (see [`Store::query_rows_at`]).
+    /// Runs a Cloudforet `Query` over `table`, ANDed with `scope`; timediff values are resolved
+    /// against `now` (the caller's clock).
     pub async fn query_rows(
-        &self,
-        table: &QueryTable,
-        scope: &[Condition],
-        query: &Query,
-    ) -> Result<QueryPage> {
-        self.query_rows_at(table, scope, query, SystemClock.now_millis()).await
-    }
-
-    /// [`Store::query_rows`] with timediff values resolved against `now`.
-    pub async fn query_rows_at(
         &self,
         table: &QueryTable,
         scope: &[Condition],

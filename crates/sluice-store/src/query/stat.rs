@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
-use sluice_core::clock::{Clock, Millis, SystemClock};
+use sluice_core::clock::Millis;
 use sluice_core::query::{
     Condition, Group, GroupField, GroupKey, GroupOperator, Page, Project, QueryError, SortKey, Stage,
     StatQuery,
@@ -21,12 +21,8 @@ type Doc = Map<String, Value>;
 impl Store {
     /// Runs a Cloudforet `StatisticsQuery` over `table`, ANDed with `scope`, and answers
     /// Cloudforet's shape: `{"results": [...]}`, plus `total_count` when the page has a limit.
-    pub async fn stat(&self, table: &QueryTable, scope: &[Condition], query: &StatQuery) -> Result<Value> {
-        self.stat_at(table, scope, query, SystemClock.now_millis()).await
-    }
-
-    /// [`Store::stat`] with timediff values resolved against `now`.
-    pub async fn stat_at(
+    /// Timediff values are resolved against `now` (the caller's clock).
+    pub async fn stat(
         &self,
         table: &QueryTable,
         scope: &[Condition],

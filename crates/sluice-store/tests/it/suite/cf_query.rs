@@ -145,7 +145,7 @@ fn scope() -> Vec<Condition> {
 }
 
 async fn query(db: &TestDb, json: Value) -> Result<sluice_store::query::QueryPage, Error> {
-    db.store.query_rows_at(&CF_JOBS, &scope(), &Query::from_json(&json).unwrap(), NOW).await
+    db.store.query_rows(&CF_JOBS, &scope(), &Query::from_json(&json).unwrap(), NOW).await
 }
 
 fn ids(rows: &[serde_json::Map<String, Value>]) -> Vec<String> {
@@ -232,8 +232,11 @@ pub async fn cf_query_filter_or_scope_and_keyword(db: &TestDb) {
     assert_eq!(ids(&page.rows), expect(&[3, 4, 5]));
     let page = query(db, json!({"filter": [{"k": "status", "v": "IN_PROGRESS", "o": "not"}], "filter_or": either, "sort": [{"key": "job_id"}]})).await.unwrap();
     assert_eq!(ids(&page.rows), expect(&[4, 5]));
-    let other =
-        db.store.query_rows(&CF_JOBS, &[Condition::eq("domain_id", "d2")], &Query::default()).await.unwrap();
+    let other = db
+        .store
+        .query_rows(&CF_JOBS, &[Condition::eq("domain_id", "d2")], &Query::default(), NOW)
+        .await
+        .unwrap();
     assert_eq!((ids(&other.rows), other.total_count), (vec!["job-7".to_string()], 1));
     let page = query(db, json!({"keyword": "success", "sort": [{"key": "job_id"}]})).await.unwrap();
     assert_eq!(ids(&page.rows), expect(&[1, 5]));
@@ -306,11 +309,14 @@ pub async fn cf_query_bad_input_is_a_typed_error(db: &TestDb) {
         assert_eq!(query_code(query(db, json.clone()).await), "ERROR_DB_QUERY", "{json}");
     }
     let scope = [Condition::eq("tenant", "x")];
-    assert_eq!(query_code(db.store.query_rows(&CF_JOBS, &scope, &Query::default()).await), "ERROR_DB_QUERY");
+    assert_eq!(
+        query_code(db.store.query_rows(&CF_JOBS, &scope, &Query::default(), NOW).await),
+        "ERROR_DB_QUERY"
+    );
 }
 
 async fn stat_on(db: &TestDb, table: &QueryTable, json: Value) -> Result<Value, Error> {
-    db.store.stat_at(table, &scope(), &StatQuery::from_json(&json).unwrap(), NOW).await
+    db.store.stat(table, &scope(), &StatQuery::from_json(&json).unwrap(), NOW).await
 }
 
 async fn stat(db: &TestDb, json: Value) -> Value {
