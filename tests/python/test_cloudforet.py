@@ -14,7 +14,7 @@ import time
 
 import grpc
 import pytest
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from cloudforet_client import (
     JOB_ID_RE,
@@ -126,15 +126,25 @@ def check_synced(client: Identity, accounts: list, *, trusted_account_id: str, p
 # --- reflection, auth ----------------------------------------------------------------------------
 
 
-def test_reflection_lists_the_identity_services(cf_channel):
-    stub = reflection_pb2_grpc.ServerReflectionStub(cf_channel)
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    responses = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
-    assert len(responses) == 1, responses
+@pytest.mark.parametrize("version", ["v1alpha", "v1"])
+def test_reflection_lists_the_identity_services(cf_channel, version):
+    # v1 messages are v1alpha's on the wire; only the service name differs.
+    info = cf_channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    requests_ = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                 reflection_pb2.ServerReflectionRequest(file_containing_symbol=f"{SERVICE_NAMES[0]}")]
+    responses = list(info(iter(requests_), timeout=10))
+    assert len(responses) == 2, responses
     assert responses[0].WhichOneof("message_response") == "list_services_response", responses[0]
     names = {service.name for service in responses[0].list_services_response.service}
     missing = set(SERVICE_NAMES) - names
     assert not missing, (missing, sorted(names))
+    files = responses[1].file_descriptor_response.file_descriptor_proto
+    assert files, responses[1]
+    assert any(b"spaceone.api.identity.v2" in f for f in files), files
 
 
 @pytest.mark.parametrize("kind", ["garbage", "forged", "tampered", "empty"])

@@ -89,7 +89,10 @@ impl Cloudforet {
     {
         let path = request.uri().path().to_string();
         if path.starts_with("/grpc.reflection.v1alpha.ServerReflection/") {
-            return self.reflect(request).await;
+            return self.reflect(self.reflection.clone(), request).await;
+        }
+        if path.starts_with("/grpc.reflection.v1.ServerReflection/") {
+            return self.reflect(self.reflection_v1.clone(), request).await;
         }
         let Some(method) = wire::method_by_grpc_path(&path) else {
             return crate::error::CfError::unknown_operation(&path).to_status().into_http();
@@ -98,26 +101,32 @@ impl Cloudforet {
         grpc.unary(Unary { cloudforet: self.clone(), method }, request).await
     }
 
-    async fn reflect<B>(&self, request: http::Request<B>) -> http::Response<tonic::body::Body>
+    async fn reflect<B>(
+        &self,
+        service: crate::Reflection,
+        request: http::Request<B>,
+    ) -> http::Response<tonic::body::Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
         use tower::ServiceExt;
         let request = request.map(tonic::body::Body::new);
-        match self.reflection.clone().oneshot(request).await {
+        match service.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         }
     }
 }
 
-/// The reflection service over the embedded descriptor set.
-pub fn reflection_service() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
-    impl tonic_reflection::server::v1alpha::ServerReflection,
-> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(wire::DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the embedded descriptor set builds a reflection service")
+/// The reflection services (`v1alpha`, which Cloudforet's clients use, and `v1`) over the
+/// embedded descriptor set.
+pub fn reflection_services() -> (crate::Reflection, crate::Reflection) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(wire::DESCRIPTOR_SET)
+    };
+    let v1alpha = builder().build_v1alpha().expect("the embedded descriptor set builds reflection");
+    let v1 = builder().build_v1().expect("the embedded descriptor set builds reflection");
+    (crate::Reflection::new(v1alpha), crate::Reflection::new(v1))
 }

@@ -26,7 +26,7 @@ use sluice_engine::Engine;
 use auth::{Caller, Tokens};
 use error::{CfError, Result};
 
-type Reflection = tower::util::BoxCloneSyncService<
+pub(crate) type Reflection = tower::util::BoxCloneSyncService<
     http::Request<tonic::body::Body>,
     http::Response<tonic::body::Body>,
     Infallible,
@@ -37,6 +37,7 @@ type Reflection = tower::util::BoxCloneSyncService<
 pub struct Cloudforet {
     engine: Engine,
     reflection: Reflection,
+    reflection_v1: Reflection,
 }
 
 impl std::fmt::Debug for Cloudforet {
@@ -47,7 +48,8 @@ impl std::fmt::Debug for Cloudforet {
 
 impl Cloudforet {
     pub fn new(engine: Engine) -> Self {
-        Cloudforet { engine, reflection: Reflection::new(grpc::reflection_service()) }
+        let (reflection, reflection_v1) = grpc::reflection_services();
+        Cloudforet { engine, reflection, reflection_v1 }
     }
 
     pub fn engine(&self) -> &Engine {
