@@ -2,7 +2,8 @@
 //! `setup` creates the pipeline the reads use; `get-pipeline` sends signed GetPipeline requests
 //! at a fixed concurrency for a bounded time and prints req/s and p50/p99 latency as JSON;
 //! `throughput`, `handoff` and `pickup` are the job benchmarks B1/B1b, B2 and B3 ([`jobs`]);
-//! `automation-paging` times DescribeAutomationExecutions pages ([`automation`]).
+//! `automation-paging` times DescribeAutomationExecutions pages ([`automation`]);
+//! `cloudforet-jobs` times Cloudforet Job list and stat over REST ([`cloudforet`]).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use sluice_aws::sigv4::{sha256_hex, sign_headers, SigningParams};
 
 mod automation;
+mod cloudforet;
 mod jobs;
 
 #[derive(Parser)]
@@ -86,6 +88,28 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         samples: usize,
     },
+    /// Cloudforet Job list and stat over REST: four query shapes, `warmup` then `samples`
+    /// requests each, one at a time, every answer checked against the seeder's counts.
+    CloudforetJobs {
+        #[arg(long)]
+        endpoint: String,
+        /// A DOMAIN_ADMIN token of the benchmark domain (`sluice cloudforet token`).
+        #[arg(long)]
+        token: String,
+        /// The plugin the list shapes filter on.
+        #[arg(long)]
+        plugin: String,
+        /// The seeder's JSON: `{"counts": {plugin: {status: n}}}` for the benchmark domain.
+        #[arg(long)]
+        seeded: String,
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Stop measuring a shape after this many seconds even if fewer samples were sent.
+        #[arg(long, default_value_t = 120)]
+        budget_seconds: u64,
+    },
     /// Signed GetPipeline requests at a fixed concurrency for a bounded time.
     GetPipeline {
         #[arg(long)]
@@ -133,6 +157,19 @@ fn main() -> anyhow::Result<()> {
             }
             Command::AutomationPaging { endpoint, pages, samples } => {
                 println!("{}", automation::paging(&endpoint, pages, samples).await?);
+                Ok(())
+            }
+            Command::CloudforetJobs { endpoint, token, plugin, seeded, warmup, samples, budget_seconds } => {
+                let run = cloudforet::Run {
+                    endpoint: &endpoint,
+                    token: &token,
+                    plugin: &plugin,
+                    seeded_path: &seeded,
+                    warmup,
+                    samples,
+                    budget: Duration::from_secs(budget_seconds),
+                };
+                println!("{}", cloudforet::jobs(run).await?);
                 Ok(())
             }
             Command::GetPipeline { endpoint, concurrency, seconds } => {
