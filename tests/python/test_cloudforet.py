@@ -242,8 +242,10 @@ def test_sync_runs_the_plugin_and_builds_the_tree(tenant, plugin_id, plugin):
     provider = tenant.create_provider(plugin_id, {"mode": "accounts"})["provider"]
     marker = unique("marker")
     secret = unique("sync-secret")
+    # Every secret value is unique: the suite refuses any response or log line that contains one.
+    region = unique("secret-region")
     ta = tenant.create_trusted_account(provider, plugin_options={"marker": marker},
-                                       secret_data={"api_key": secret, "region": "test-1"})
+                                       secret_data={"api_key": secret, "region": region})
     ta_id = ta["trusted_account_id"]
     job = tenant.sync(ta_id)
     assert JOB_ID_RE.match(job["job_id"]), job
@@ -262,7 +264,7 @@ def test_sync_runs_the_plugin_and_builds_the_tree(tenant, plugin_id, plugin):
 
     received = plugin.syncs_with("marker", marker)
     assert len(received) == 1, received
-    assert received[0].secret_data == {"api_key": secret, "region": "test-1"}
+    assert received[0].secret_data == {"api_key": secret, "region": region}
     assert received[0].domain_id == tenant.domain_id
 
     first = check_synced(tenant.admin, DEFAULT_ACCOUNTS, trusted_account_id=ta_id, provider=provider)
@@ -410,6 +412,9 @@ def test_duplicate_sync_fails_while_a_job_is_in_progress(tenant, plugin_id):
     assert second["status"] == "FAILURE", second
     message = second.get("error_message", "")
     assert message.startswith("The same job is already running."), second
+    # JobInfo has no error_code, but the code is kept and filterable, as in Cloudforet's model.
+    by_code = tenant.admin.jobs({"filter": [{"k": "error_code", "v": "ERROR_DUPLICATE_JOB", "o": "eq"}]})
+    assert [j["job_id"] for j in by_code["results"]] == [second["job_id"]], by_code
     assert tenant.admin.job(first["job_id"])["status"] in ("IN_PROGRESS", "FAILURE")
     # Once the first has ended (plugin timeout), the next sync is no duplicate.
     assert wait_job(tenant.admin, first["job_id"], timeout=PLUGIN_TIMEOUT_SECONDS + 8)["status"] == "FAILURE"
