@@ -125,7 +125,7 @@ pub(crate) fn queue_key(type_id: &ActionTypeId, query: Option<(&str, &str)>) -> 
 }
 
 /// A definition from a stored declaration (which carries its `version`).
-fn definition_from(name: &str, declaration: &str, latest: i64) -> Result<Definition> {
+pub(crate) fn definition_from(name: &str, declaration: &str, latest: i64) -> Result<Definition> {
     let declaration: Value = serde_json::from_str(declaration)
         .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
     let version = declaration.get("version").and_then(Value::as_i64).unwrap_or(latest);

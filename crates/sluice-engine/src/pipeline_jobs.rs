@@ -93,13 +93,29 @@ fn job_not_found(id: &str) -> Error {
     Error::JobNotFound(format!("Job {id} was not found"))
 }
 
+/// The rows a job's view is built from.
+struct JobParts {
+    execution: rows::ExecutionRow,
+    step: rows::StepRow,
+    def: crate::executions::Definition,
+    secrets: crate::pipelines::Secrets,
+}
+
+/// A pipeline job's execution and step ids.
+fn job_links(job: &JobRow) -> Result<(&str, &str)> {
+    match (job.execution_id.as_deref(), job.step_id.as_deref()) {
+        (Some(execution), Some(step)) => Ok((execution, step)),
+        _ => Err(job_not_found(&job.id)),
+    }
+}
+
 fn step_data(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| json!({}))
 }
 
 impl Engine {
     /// Claims up to `max` queued jobs of an action type (and queryable value), waiting up to
-    /// `wait` for one to arrive.
+    /// `wait` for one to arrive. The claim and the jobs' credentials commit together.
     pub async fn poll_jobs(
         &self,
         type_id: &ActionTypeId,
@@ -108,16 +124,54 @@ impl Engine {
         wait: Duration,
     ) -> Result<Vec<JobView>> {
         let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
-        let claimed = self.claim_waiting(&key, max, wait).await?;
+        self.until_claimed(&key, wait, || self.claim_views(&key, max)).await
+    }
+
+    /// Runs `claim` until it claims something or `wait` has passed, retrying whenever jobs are
+    /// queued on `key` (a long poll without sleep loops).
+    async fn until_claimed<T, F, Fut>(&self, key: &str, wait: Duration, mut claim: F) -> Result<Vec<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>>>,
+    {
+        let deadline = tokio::time::Instant::now() + wait;
+        let ready = self.jobs_ready(key);
+        loop {
+            let notified = ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let claimed = claim().await?;
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// One claim of up to `max` jobs of a queue, with their views and credentials, in one
+    /// transaction: one commit per poll that finds work, none for one that does not.
+    async fn claim_views(&self, key: &str, max: i64) -> Result<Vec<JobView>> {
+        let now = self.now_millis();
+        let mut tx = self.store().begin().await?;
+        let claimed = self
+            .store()
+            .claim_jobs_in(&mut tx, key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut views = Vec::with_capacity(claimed.len());
         let mut keys = Vec::with_capacity(claimed.len());
         for job in claimed {
-            let (view, key) = self.job_view(job, true).await?;
+            let parts = self.job_parts_in(&mut tx, &job).await?;
+            let (view, key) = self.job_view(job, parts, true)?;
             views.push(view);
             keys.extend(key);
         }
-        // One write for the whole batch's credentials.
-        self.store().insert_access_keys(&keys).await?;
+        sluice_store::keys::insert_keys_in(&mut tx, &keys).await?;
+        tx.commit().await?;
         Ok(views)
     }
 
@@ -129,28 +183,6 @@ impl Engine {
             // The listener reconnects by itself; an error here means it could not.
             let notification = listener.recv().await.map_err(sluice_store::Error::from)?;
             self.notify_queue(notification.payload());
-        }
-    }
-
-    /// Claims up to `max` jobs of a queue, waiting up to `wait` for one to be queued.
-    async fn claim_waiting(&self, key: &str, max: i64, wait: Duration) -> Result<Vec<JobRow>> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let ready = self.jobs_ready(key);
-        loop {
-            let notified = ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let now = self.now_millis();
-            let claimed = self
-                .store()
-                .claim_jobs(key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
-                .await?;
-            if !claimed.is_empty() {
-                return Ok(claimed);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
         }
     }
 
@@ -166,23 +198,51 @@ impl Engine {
     pub async fn job_details(&self, id: &str) -> Result<JobView> {
         let job = self.job_row(id).await?;
         let live = !job.status.is_final();
-        let (view, key) = self.job_view(job, live).await?;
+        let parts = self.job_parts(&job).await?;
+        let (view, key) = self.job_view(job, parts, live)?;
         if let Some(key) = key {
             self.store().insert_access_key(&key).await?;
         }
         Ok(view)
     }
 
-    /// A job as workers see it, and the key row of its new credentials (when asked for), which
-    /// the caller stores.
-    async fn job_view(&self, job: JobRow, with_credentials: bool) -> Result<(JobView, Option<AccessKeyRow>)> {
-        let execution_id = job.execution_id.clone().ok_or_else(|| job_not_found(&job.id))?;
-        let step_id = job.step_id.clone().ok_or_else(|| job_not_found(&job.id))?;
-        let execution = self.store().execution(&execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
-        let step = self.store().step(&step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
-        let data = step_data(&step.data);
+    /// What a job's view is built from, read outside any transaction.
+    async fn job_parts(&self, job: &JobRow) -> Result<JobParts> {
+        let (execution_id, step_id) = job_links(job)?;
+        let execution = self.store().execution(execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
+        let step = self.store().step(step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let (def, secrets) =
             self.definition_with_secrets(&execution.definition_name, execution.definition_version).await?;
+        Ok(JobParts { execution, step, def, secrets })
+    }
+
+    /// What a job's view is built from, read inside `tx`.
+    async fn job_parts_in(&self, tx: &mut sluice_store::Tx<'_>, job: &JobRow) -> Result<JobParts> {
+        let (execution_id, step_id) = job_links(job)?;
+        let execution = rows::execution_in(tx, execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
+        let step = rows::step_in(tx, step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
+        let (declaration, secrets) =
+            self.pipeline_in(tx, &execution.definition_name, execution.definition_version).await?;
+        let def = crate::executions::definition_from(
+            &execution.definition_name,
+            &declaration,
+            execution.definition_version,
+        )?;
+        Ok(JobParts { execution, step, def, secrets })
+    }
+
+    /// A job as workers see it, and the key row of its new credentials (when asked for), which
+    /// the caller stores.
+    fn job_view(
+        &self,
+        job: JobRow,
+        parts: JobParts,
+        with_credentials: bool,
+    ) -> Result<(JobView, Option<AccessKeyRow>)> {
+        let JobParts { execution, step, def, secrets } = parts;
+        let execution_id = execution.id.clone();
+        let step_id = step.id.clone();
+        let data = step_data(&step.data);
         let stage = step.position as usize;
         let action = def.spec.stages[stage]
             .actions
@@ -486,7 +546,14 @@ impl Engine {
                 "No third-party action type {type_id} is registered"
             )));
         };
-        let claimed = self.claim_waiting(&queue_key(type_id, None), max, wait).await?;
+        let key = queue_key(type_id, None);
+        let tenant = &self.account().account_id;
+        let claimed = self
+            .until_claimed(&key, wait, || async {
+                let now = self.now_millis();
+                Ok(self.store().claim_jobs(&key, tenant, max, now + DISPATCH_LEASE_MILLIS, now).await?)
+            })
+            .await?;
         Ok(claimed.into_iter().map(|job| (client.client_id.clone(), job.id)).collect())
     }
 

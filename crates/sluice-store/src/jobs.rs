@@ -79,6 +79,12 @@ fn decode(row: &AnyRow) -> Result<JobRow> {
     })
 }
 
+/// Claimed jobs in queue order (RETURNING gives no order).
+fn sorted(mut jobs: Vec<JobRow>) -> Result<Vec<JobRow>> {
+    jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    Ok(jobs)
+}
+
 /// Enqueues a job inside `tx` (status `Queued`).
 pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
     sqlx::query(
@@ -149,6 +155,25 @@ impl Store {
         }
     }
 
+    /// The claim statement: up to `$3` queued jobs of queue `$1` and tenant `$2`, oldest first,
+    /// become `Dispatched` with a fresh nonce, `attempt + 1` and a lease until `$4`.
+    fn claim_sql(&self) -> String {
+        let skip_locked = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        format!(
+            "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $4,
+                 attempt = attempt + 1, updated_at = $5
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
+                          ORDER BY created_at, id LIMIT $3 {skip_locked})
+               AND status = 'Queued'
+             RETURNING {COLUMNS}",
+            nonce = self.random_nonce_sql()
+        )
+    }
+
     /// Claims up to `max` queued jobs of a queue, oldest first: each becomes `Dispatched` with a
     /// fresh nonce, `attempt + 1` and a lease until `lease_until`.
     pub async fn claim_jobs(
@@ -159,20 +184,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<JobRow>> {
-        let skip_locked = match self.backend() {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-        };
-        let sql = format!(
-            "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $4,
-                 attempt = attempt + 1, updated_at = $5
-             WHERE id IN (SELECT id FROM jobs
-                          WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
-                          ORDER BY created_at, id LIMIT $3 {skip_locked})
-               AND status = 'Queued'
-             RETURNING {COLUMNS}",
-            nonce = self.random_nonce_sql()
-        );
+        let sql = self.claim_sql();
         let _turn = self.write_turn().await;
         let rows = sqlx::query(&sql)
             .bind(queue_key)
@@ -182,9 +194,30 @@ impl Store {
             .bind(now)
             .fetch_all(self.pool())
             .await?;
-        let mut jobs = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
-        jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(jobs)
+        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
+    }
+
+    /// [`Store::claim_jobs`] inside `tx`, so that what the caller writes for the claimed jobs
+    /// (their credentials) commits with the claim.
+    pub async fn claim_jobs_in(
+        &self,
+        tx: &mut Tx<'_>,
+        queue_key: &str,
+        tenant: &str,
+        max: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<JobRow>> {
+        let sql = self.claim_sql();
+        let rows = sqlx::query(&sql)
+            .bind(queue_key)
+            .bind(tenant)
+            .bind(max)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
 
     /// Acknowledges a dispatched job with its nonce; it stays leased until `lease_until`.

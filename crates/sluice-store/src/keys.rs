@@ -123,6 +123,14 @@ impl Store {
     }
 }
 
+/// Inserts keys inside `tx` (the credentials of the jobs a poll claims in the same transaction).
+pub async fn insert_keys_in(tx: &mut crate::Tx<'_>, keys: &[AccessKeyRow]) -> Result<()> {
+    for key in keys {
+        insert_key(tx, key).await?;
+    }
+    Ok(())
+}
+
 const EXPIRE_JOB_KEYS: &str = "UPDATE access_keys SET expires_at = $2
      WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)";
 
