@@ -22,9 +22,28 @@ pub struct RunnerSettings {
     pub concurrency: usize,
 }
 
+/// How often a server looks for trusted accounts whose scheduled hour has come.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(5);
+
 impl Cloudforet {
-    /// Runs syncs until the task is aborted.
+    /// Runs syncs, and starts scheduled ones, until the task is aborted.
     pub async fn run_syncs(self, settings: RunnerSettings) {
+        // One future for both loops, so aborting the task stops both.
+        tokio::join!(self.clone().run_schedules(), self.run_claims(settings));
+    }
+
+    /// Starts the syncs of trusted accounts scheduled for the current UTC hour (each once per
+    /// hour across every server).
+    async fn run_schedules(self) {
+        loop {
+            if let Err(err) = self.engine().cf_run_schedules().await {
+                tracing::warn!(error = %err, "starting scheduled syncs failed");
+            }
+            tokio::time::sleep(SCHEDULE_EVERY).await;
+        }
+    }
+
+    async fn run_claims(&self, settings: RunnerSettings) {
         let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let lease_ms =
             i64::try_from(settings.plugin_timeout.as_millis()).unwrap_or(i64::MAX / 2) + LEASE_MARGIN_MS;

@@ -5,6 +5,7 @@
 //! [`Engine::cf_finish_sync`], which records the workspaces, project groups, projects and
 //! service accounts and ends the job in one transaction. A runner that dies leaves an engine job
 //! whose lease runs out; the sweeper then fails the collector job ([`Engine::cf_time_out_sync`]).
+//! [`Engine::cf_run_schedules`] starts the syncs of the current UTC hour's schedules.
 
 use serde_json::{json, Map, Value};
 use sluice_store::cloudforet::{self as rows, CfJobRow, ResourceKey, ResourceRow};

@@ -486,7 +486,6 @@ impl Engine {
             self.fail_from_sweeper(&execution, &step_id, "JobFailed", "The approval timed out").await?;
         }
         changed += self.sweep_automations().await?;
-        changed += self.cf_run_schedules().await?;
         Ok(changed)
     }
 
