@@ -93,7 +93,9 @@ impl Engine {
     ) -> Result<bool> {
         let mut tx = self.store().begin().await?;
         let deleted = rows::delete_resource(&mut tx, kind, domain_id, id).await?;
-        append(&mut tx, &cf_event(actor, "cloudforet.deleted", id, self.now_millis())).await?;
+        if deleted {
+            append(&mut tx, &cf_event(actor, "cloudforet.deleted", id, self.now_millis())).await?;
+        }
         tx.commit().await?;
         Ok(deleted)
     }
@@ -102,7 +104,9 @@ impl Engine {
     pub async fn cf_delete_job(&self, domain_id: &str, job_id: &str, actor: &str) -> Result<bool> {
         let mut tx = self.store().begin().await?;
         let deleted = rows::delete_job(&mut tx, domain_id, job_id).await?;
-        append(&mut tx, &cf_event(actor, "cloudforet.job.deleted", job_id, self.now_millis())).await?;
+        if deleted {
+            append(&mut tx, &cf_event(actor, "cloudforet.job.deleted", job_id, self.now_millis())).await?;
+        }
         tx.commit().await?;
         Ok(deleted)
     }

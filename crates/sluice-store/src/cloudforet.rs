@@ -91,8 +91,15 @@ pub async fn update_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
     Ok(())
 }
 
-/// A job by id within a domain, read (and on PostgreSQL locked) inside `tx`.
+/// A job by id within a domain, locked inside `tx` until it ends: a sync's start, its end and
+/// the sweeper's timeout each read the status and then write it, so they must not interleave.
+/// The lock is a no-op update (the same on both backends, as `executions::lock_execution`).
 pub async fn job_in(tx: &mut Tx<'_>, domain_id: &str, job_id: &str) -> Result<Option<CfJobRow>> {
+    sqlx::query("UPDATE cf_jobs SET updated_at = updated_at WHERE job_id = $1 AND domain_id = $2")
+        .bind(job_id)
+        .bind(domain_id)
+        .execute(&mut **tx)
+        .await?;
     let sql = format!("SELECT {JOB_COLUMNS} FROM cf_jobs WHERE job_id = $1 AND domain_id = $2");
     let row = sqlx::query(&sql).bind(job_id).bind(domain_id).fetch_optional(&mut **tx).await?;
     row.as_ref().map(decode_job).transpose()

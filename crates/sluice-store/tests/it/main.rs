@@ -57,6 +57,7 @@ on_both_backends!(
     cf_scheduled_accounts_go_to_one_store_per_hour,
     cf_plugins_register_and_repoint,
     cf_jobs_in_progress_of_an_account,
+    cf_job_read_for_a_change_holds_off_other_writers,
     cf_stat_groups_counts_and_sorts,
     cf_stat_accumulators,
     cf_stat_date_formats_distinct_and_raw_rows,

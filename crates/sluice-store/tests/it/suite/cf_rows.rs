@@ -140,3 +140,32 @@ pub async fn cf_jobs_in_progress_of_an_account(db: &TestDb) {
     assert!(db.store.cf_job("d2", "job-a").await.unwrap().is_none());
     assert!(db.store.cf_job("d1", "job-b").await.unwrap().is_none());
 }
+
+pub async fn cf_job_read_for_a_change_holds_off_other_writers(db: &TestDb) {
+    let mut tx = db.store.begin().await.unwrap();
+    rows::insert_job(&mut tx, &job("job-l", "*", "IN_PROGRESS", 1)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // A sync's end reads the job in its transaction; a timeout from another server must wait.
+    let mut ending = db.store.begin().await.unwrap();
+    let seen = rows::job_in(&mut ending, "d1", "job-l").await.unwrap().unwrap();
+    let other = db.reopen().await;
+    let timeout = tokio::spawn(async move {
+        let mut tx = other.begin().await.unwrap();
+        let mut row = rows::job_in(&mut tx, "d1", "job-l").await.unwrap().unwrap();
+        let status_seen = row.status.clone();
+        row.status = "FAILURE".into();
+        rows::update_job(&mut tx, &row).await.unwrap();
+        tx.commit().await.unwrap();
+        other.close().await;
+        status_seen
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!timeout.is_finished(), "a second writer changed the job while it was locked");
+    let mut done = seen;
+    done.status = "SUCCESS".into();
+    rows::update_job(&mut ending, &done).await.unwrap();
+    ending.commit().await.unwrap();
+    // The waiting writer then sees the committed end, not the status from before it.
+    assert_eq!(timeout.await.unwrap(), "SUCCESS");
+}
