@@ -5,10 +5,10 @@ use serde_json::{json, Map, Value};
 use sluice_core::action_type::{
     ActionType, ActionTypeId, ActionTypeSettings, ArtifactBounds, ConfigProperty, Owner,
 };
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
-use crate::{events, to_u32, Error, Result, Store};
+use crate::sql::{self, On, Row};
+
+use crate::{events, to_u32, Error, Result, Store, Tx};
 
 const COLUMNS: &str = "category, owner, provider, version, settings, properties, \
                        input_min, input_max, output_min, output_max, deleted_at";
@@ -40,13 +40,13 @@ impl Store {
 
     /// The client of a third-party action type, if it has one.
     pub async fn third_party_client(&self, id: &ActionTypeId) -> Result<Option<ThirdPartyClient>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT client_id, client_token_enc FROM action_types
              WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
                AND client_id IS NOT NULL AND deleted_at IS NULL",
         )
         .bind_id(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reads())
         .await?;
         row.map(|row| Ok(ThirdPartyClient { client_id: row.try_get(0)?, client_token_enc: row.try_get(1)? }))
             .transpose()
@@ -62,7 +62,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         let id = &action_type.id;
-        sqlx::query(
+        sql::query(
             "INSERT INTO action_types (category, owner, provider, version, settings, properties,
                  input_min, input_max, output_min, output_max, created_at, client_id, client_token_enc)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -77,7 +77,7 @@ impl Store {
         .bind(event.at)
         .bind(client.map(|c| c.client_id.as_str()))
         .bind(client.map(|c| c.client_token_enc.as_slice()))
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -86,7 +86,7 @@ impl Store {
 
     /// The action type with this id, deleted or not.
     pub async fn action_type(&self, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
-        action_type_in(&mut *self.pool().acquire().await?, id).await
+        action_type_on(self.reads(), id).await
     }
 
     /// Live (not deleted) action types, optionally of one owner, in id order.
@@ -96,23 +96,23 @@ impl Store {
              WHERE deleted_at IS NULL AND ($1 IS NULL OR owner = $1)
              ORDER BY category, owner, provider, version"
         );
-        let rows = sqlx::query(&sql).bind(owner.map(Owner::as_str)).fetch_all(self.pool()).await?;
+        let rows = sql::query(&sql).bind(owner.map(Owner::as_str)).fetch_all(self.reads()).await?;
         rows.iter().map(|row| decode(row).map(|s| s.action_type)).collect()
     }
 
     /// Marks a live action type deleted; false if there was none.
     pub async fn delete_action_type(&self, id: &ActionTypeId, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE action_types SET deleted_at = $5
              WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4
                AND deleted_at IS NULL",
         )
         .bind_id(id)
         .bind(event.at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(false);
         }
         events::append(&mut tx, event).await?;
@@ -126,7 +126,7 @@ trait BindId<'q> {
     fn bind_id(self, id: &'q ActionTypeId) -> Self;
 }
 
-impl<'q> BindId<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+impl<'q> BindId<'q> for sql::Query<'_> {
     fn bind_id(self, id: &'q ActionTypeId) -> Self {
         self.bind(id.category.as_str()).bind(id.owner.as_str()).bind(&id.provider).bind(&id.version)
     }
@@ -158,16 +158,16 @@ fn properties_json(properties: &[ConfigProperty]) -> Value {
         .collect()
 }
 
-fn decode(row: &AnyRow) -> Result<StoredActionType> {
-    let parse_enum = |column: usize| -> Result<String> { Ok(row.try_get::<String, _>(column)?) };
+fn decode(row: &Row) -> Result<StoredActionType> {
+    let parse_enum = |column: usize| -> Result<String> { row.try_get::<String>(column) };
     let id = ActionTypeId {
         category: parse_enum(0)?.parse().map_err(Error::Corrupt)?,
         owner: parse_enum(1)?.parse().map_err(Error::Corrupt)?,
         provider: row.try_get(2)?,
         version: row.try_get(3)?,
     };
-    let settings: Value = parse_json(&row.try_get::<String, _>(4)?)?;
-    let properties: Value = parse_json(&row.try_get::<String, _>(5)?)?;
+    let settings: Value = parse_json(&row.try_get::<String>(4)?)?;
+    let properties: Value = parse_json(&row.try_get::<String>(5)?)?;
     let bounds = |min: usize, max: usize| -> Result<ArtifactBounds> {
         Ok(ArtifactBounds {
             min: to_u32(row.try_get(min)?, "artifact minimum")?,
@@ -182,7 +182,7 @@ fn decode(row: &AnyRow) -> Result<StoredActionType> {
             input: bounds(6, 7)?,
             output: bounds(8, 9)?,
         },
-        deleted: row.try_get::<Option<i64>, _>(10)?.is_some(),
+        deleted: row.try_get::<Option<i64>>(10)?.is_some(),
     })
 }
 
@@ -225,16 +225,19 @@ fn decode_properties(value: &Value) -> Result<Vec<ConfigProperty>> {
         .collect()
 }
 
-/// The action type with this id, deleted or not, read on `connection` (a transition passes its
-/// transaction).
-pub async fn action_type_in(
-    connection: &mut sqlx::AnyConnection,
+/// The action type with this id, deleted or not, read inside a transition.
+pub async fn action_type_in(tx: &mut Tx<'_>, id: &ActionTypeId) -> Result<Option<StoredActionType>> {
+    action_type_on(tx, id).await
+}
+
+async fn action_type_on<'a, 'c: 'a>(
+    on: impl Into<On<'a, 'c>>,
     id: &ActionTypeId,
 ) -> Result<Option<StoredActionType>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM action_types
          WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4"
     );
-    let row = sqlx::query(&sql).bind_id(id).fetch_optional(connection).await?;
+    let row = sql::query(&sql).bind_id(id).fetch_optional(on).await?;
     row.as_ref().map(decode).transpose()
 }

@@ -3,6 +3,7 @@
 //! many executions are stored (see docs/AUTOMATION.md).
 
 use crate::executions::{decode_execution, ExecutionRow, EXECUTION_COLUMNS};
+use crate::sql;
 use crate::{Result, Store};
 
 /// What DescribeAutomationExecutions may filter on. Within a field any value matches; fields
@@ -97,14 +98,14 @@ impl Store {
             "SELECT {EXECUTION_COLUMNS} FROM executions WHERE {} ORDER BY created_at DESC, id DESC LIMIT {limit}",
             c.sql.join(" AND ")
         );
-        let mut query = sqlx::query(&sql);
+        let mut query = sql::query(&sql);
         for value in c.values {
             query = match value {
                 Bound::Text(text) => query.bind(text),
                 Bound::Int(int) => query.bind(int),
             };
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(self.reads()).await?;
         rows.iter().map(decode_execution).collect()
     }
 }

@@ -3,8 +3,7 @@
 //! plugin registry (`cf_plugins`). Listing with the query language goes through [`crate::query`];
 //! this module holds the keyed reads and the writes.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::{Result, Store, Tx};
 
@@ -30,7 +29,7 @@ pub struct CfJobRow {
 const JOB_COLUMNS: &str = "job_id, domain_id, workspace_id, resource_group, trusted_account_id, \
     plugin_id, status, options, error_code, error_message, created_at, updated_at, finished_at";
 
-fn decode_job(row: &AnyRow) -> Result<CfJobRow> {
+fn decode_job(row: &Row) -> Result<CfJobRow> {
     Ok(CfJobRow {
         job_id: row.try_get(0)?,
         domain_id: row.try_get(1)?,
@@ -49,7 +48,7 @@ fn decode_job(row: &AnyRow) -> Result<CfJobRow> {
 }
 
 pub async fn insert_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO cf_jobs (job_id, domain_id, workspace_id, resource_group, trusted_account_id,
              plugin_id, status, options, error_code, error_message, created_at, updated_at,
              finished_at)
@@ -68,14 +67,14 @@ pub async fn insert_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
     .bind(job.created_at)
     .bind(job.updated_at)
     .bind(job.finished_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Saves a job's status, error and times.
 pub async fn update_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "UPDATE cf_jobs SET status = $2, error_code = $3, error_message = $4, updated_at = $5,
              finished_at = $6
          WHERE job_id = $1",
@@ -86,7 +85,7 @@ pub async fn update_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
     .bind(&job.error_message)
     .bind(job.updated_at)
     .bind(job.finished_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -95,13 +94,13 @@ pub async fn update_job(tx: &mut Tx<'_>, job: &CfJobRow) -> Result<()> {
 /// the sweeper's timeout each read the status and then write it, so they must not interleave.
 /// The lock is a no-op update (the same on both backends, as `executions::lock_execution`).
 pub async fn job_in(tx: &mut Tx<'_>, domain_id: &str, job_id: &str) -> Result<Option<CfJobRow>> {
-    sqlx::query("UPDATE cf_jobs SET updated_at = updated_at WHERE job_id = $1 AND domain_id = $2")
+    sql::query("UPDATE cf_jobs SET updated_at = updated_at WHERE job_id = $1 AND domain_id = $2")
         .bind(job_id)
         .bind(domain_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     let sql = format!("SELECT {JOB_COLUMNS} FROM cf_jobs WHERE job_id = $1 AND domain_id = $2");
-    let row = sqlx::query(&sql).bind(job_id).bind(domain_id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(job_id).bind(domain_id).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode_job).transpose()
 }
 
@@ -119,29 +118,29 @@ pub async fn in_progress_jobs_in(
          WHERE domain_id = $1 AND workspace_id = $2 AND trusted_account_id = $3
            AND status = 'IN_PROGRESS' AND job_id <> $4"
     );
-    let rows = sqlx::query(&sql)
+    let rows = sql::query(&sql)
         .bind(domain_id)
         .bind(workspace_id)
         .bind(trusted_account_id)
         .bind(except)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *tx)
         .await?;
     rows.iter().map(decode_job).collect()
 }
 
 pub async fn delete_job(tx: &mut Tx<'_>, domain_id: &str, job_id: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM cf_jobs WHERE job_id = $1 AND domain_id = $2")
+    let done = sql::query("DELETE FROM cf_jobs WHERE job_id = $1 AND domain_id = $2")
         .bind(job_id)
         .bind(domain_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 impl Store {
     pub async fn cf_job(&self, domain_id: &str, job_id: &str) -> Result<Option<CfJobRow>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM cf_jobs WHERE job_id = $1 AND domain_id = $2");
-        let row = sqlx::query(&sql).bind(job_id).bind(domain_id).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(job_id).bind(domain_id).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_job).transpose()
     }
 }
@@ -171,7 +170,7 @@ pub struct ResourceRow {
 const RESOURCE_COLUMNS: &str = "kind, domain_id, id, workspace_id, name, reference_id, parent_id, \
     trusted_account_id, provider, info, secret_enc, schedule_hours, created_at, updated_at";
 
-fn decode_resource(row: &AnyRow) -> Result<ResourceRow> {
+fn decode_resource(row: &Row) -> Result<ResourceRow> {
     Ok(ResourceRow {
         kind: row.try_get(0)?,
         domain_id: row.try_get(1)?,
@@ -192,7 +191,7 @@ fn decode_resource(row: &AnyRow) -> Result<ResourceRow> {
 
 /// Inserts a resource; `Error::Conflict` when (kind, domain, id) exists.
 pub async fn insert_resource(tx: &mut Tx<'_>, row: &ResourceRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO cf_resources (kind, domain_id, id, workspace_id, name, reference_id,
              parent_id, trusted_account_id, provider, info, secret_enc, schedule_hours,
              created_at, updated_at)
@@ -212,14 +211,14 @@ pub async fn insert_resource(tx: &mut Tx<'_>, row: &ResourceRow) -> Result<()> {
     .bind(&row.schedule_hours)
     .bind(row.created_at)
     .bind(row.updated_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Saves every mutable column of a resource.
 pub async fn update_resource(tx: &mut Tx<'_>, row: &ResourceRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "UPDATE cf_resources SET workspace_id = $4, name = $5, reference_id = $6, parent_id = $7,
              trusted_account_id = $8, provider = $9, info = $10, secret_enc = $11,
              schedule_hours = $12, updated_at = $13
@@ -238,19 +237,19 @@ pub async fn update_resource(tx: &mut Tx<'_>, row: &ResourceRow) -> Result<()> {
     .bind(&row.secret_enc)
     .bind(&row.schedule_hours)
     .bind(row.updated_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 pub async fn delete_resource(tx: &mut Tx<'_>, kind: &str, domain_id: &str, id: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM cf_resources WHERE kind = $1 AND domain_id = $2 AND id = $3")
+    let done = sql::query("DELETE FROM cf_resources WHERE kind = $1 AND domain_id = $2 AND id = $3")
         .bind(kind)
         .bind(domain_id)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 pub async fn resource_in(
@@ -261,7 +260,7 @@ pub async fn resource_in(
 ) -> Result<Option<ResourceRow>> {
     let sql =
         format!("SELECT {RESOURCE_COLUMNS} FROM cf_resources WHERE kind = $1 AND domain_id = $2 AND id = $3");
-    let row = sqlx::query(&sql).bind(kind).bind(domain_id).bind(id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(kind).bind(domain_id).bind(id).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode_resource).transpose()
 }
 
@@ -284,12 +283,12 @@ pub async fn resource_by_in(
          WHERE kind = $1 AND domain_id = $2 AND ($3 = '' OR workspace_id = $3) AND {column} = $4
          ORDER BY created_at, id LIMIT 1"
     );
-    let row = sqlx::query(&sql)
+    let row = sql::query(&sql)
         .bind(kind)
         .bind(domain_id)
         .bind(workspace_id.unwrap_or(""))
         .bind(value)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     row.as_ref().map(decode_resource).transpose()
 }
@@ -306,7 +305,7 @@ impl Store {
         let sql = format!(
             "SELECT {RESOURCE_COLUMNS} FROM cf_resources WHERE kind = $1 AND domain_id = $2 AND id = $3"
         );
-        let row = sqlx::query(&sql).bind(kind).bind(domain_id).bind(id).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(kind).bind(domain_id).bind(id).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_resource).transpose()
     }
 
@@ -320,23 +319,24 @@ impl Store {
                AND (last_scheduled IS NULL OR last_scheduled < $2)"
         );
         let pattern = format!("%,{hour},%");
-        let rows = sqlx::query(&sql).bind(&pattern).bind(epoch_hour).fetch_all(self.pool()).await?;
+        let rows = sql::query(&sql).bind(&pattern).bind(epoch_hour).fetch_all(self.reads()).await?;
         let mut claimed = Vec::new();
         for row in rows.iter().map(decode_resource) {
             let row = row?;
-            let _turn = self.write_turn().await;
-            let done = sqlx::query(
-                "UPDATE cf_resources SET last_scheduled = $4
+            let done = self
+                .write(
+                    sql::query(
+                        "UPDATE cf_resources SET last_scheduled = $4
                  WHERE kind = 'trusted_account' AND domain_id = $1 AND id = $2
                    AND (last_scheduled IS NULL OR last_scheduled < $3)",
-            )
-            .bind(&row.domain_id)
-            .bind(&row.id)
-            .bind(epoch_hour)
-            .bind(epoch_hour)
-            .execute(self.pool())
-            .await?;
-            if done.rows_affected() == 1 {
+                    )
+                    .bind(&row.domain_id)
+                    .bind(&row.id)
+                    .bind(epoch_hour)
+                    .bind(epoch_hour),
+                )
+                .await?;
+            if done == 1 {
                 claimed.push(row);
             }
         }
@@ -345,26 +345,26 @@ impl Store {
 
     /// Registers (or re-points) an account-collector plugin.
     pub async fn put_cf_plugin(&self, plugin_id: &str, endpoint: &str, at: i64) -> Result<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO cf_plugins (plugin_id, endpoint, created_at, updated_at)
+        self.write(
+            sql::query(
+                "INSERT INTO cf_plugins (plugin_id, endpoint, created_at, updated_at)
              VALUES ($1, $2, $3, $3)
              ON CONFLICT (plugin_id) DO UPDATE SET endpoint = $2, updated_at = $3",
+            )
+            .bind(plugin_id)
+            .bind(endpoint)
+            .bind(at),
         )
-        .bind(plugin_id)
-        .bind(endpoint)
-        .bind(at)
-        .execute(self.pool())
         .await?;
         Ok(())
     }
 
     pub async fn cf_plugin_endpoint(&self, plugin_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT endpoint FROM cf_plugins WHERE plugin_id = $1")
+        let row = sql::query("SELECT endpoint FROM cf_plugins WHERE plugin_id = $1")
             .bind(plugin_id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.reads())
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        row.map(|r| r.try_get(0)).transpose()
     }
 }
 

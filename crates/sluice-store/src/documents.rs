@@ -2,8 +2,7 @@
 //! version's content stays in `document_versions` keyed (name, version). The content text and
 //! its format are the facade's; the store only keeps and pages them.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use crate::sql::{self, On, Row};
 
 use crate::{events, tags, Result, Store, Tx};
 
@@ -97,7 +96,7 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO documents (name, document_type, owner, latest_version, default_version,
                  last_assigned, created_at, updated_at)
              VALUES ($1, $2, $3, 1, 1, 1, $4, $4)",
@@ -106,7 +105,7 @@ impl Store {
         .bind(document.document_type)
         .bind(document.owner)
         .bind(event.at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_version(&mut tx, document.name, 1, first, event.at).await?;
         tags::put(&mut tx, document.arn, tag_list).await?;
@@ -124,7 +123,7 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<AddVersionOutcome> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(
+        let row = sql::query(
             "UPDATE documents SET last_assigned = last_assigned + 1, latest_version = last_assigned + 1,
                  updated_at = $3
              WHERE name = $1 AND latest_version = $2 RETURNING latest_version",
@@ -132,7 +131,7 @@ impl Store {
         .bind(name)
         .bind(expected_latest)
         .bind(event.at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(row) = row else {
             return Ok(AddVersionOutcome::Stale);
@@ -146,12 +145,12 @@ impl Store {
 
     /// A document, if it exists.
     pub async fn document(&self, name: &str) -> Result<Option<DocumentRow>> {
-        document_in(&mut *self.pool().acquire().await?, name).await
+        document_on(self.reads(), name).await
     }
 
     /// One version of a document by number.
     pub async fn document_version(&self, name: &str, version: i64) -> Result<Option<DocumentVersionRow>> {
-        document_version_in(&mut *self.pool().acquire().await?, name, version).await
+        document_version_on(self.reads(), name, version).await
     }
 
     /// One version of a document by its version name.
@@ -162,7 +161,7 @@ impl Store {
     ) -> Result<Option<DocumentVersionRow>> {
         let sql =
             format!("SELECT {VERSION_COLUMNS} FROM document_versions WHERE name = $1 AND version_name = $2");
-        let row = sqlx::query(&sql).bind(name).bind(version_name).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(name).bind(version_name).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_version).transpose()
     }
 
@@ -174,7 +173,7 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE documents SET default_version = $2, updated_at = $3
              WHERE name = $1 AND EXISTS
                  (SELECT 1 FROM document_versions WHERE name = $1 AND version = $2)",
@@ -182,9 +181,9 @@ impl Store {
         .bind(name)
         .bind(version)
         .bind(event.at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(false);
         }
         events::append(&mut tx, event).await?;
@@ -195,11 +194,11 @@ impl Store {
     /// Deletes a document with every version and its tags; false if it did not exist.
     pub async fn delete_document(&self, name: &str, arn: &str, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM documents WHERE name = $1").bind(name).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
+        let done = sql::query("DELETE FROM documents WHERE name = $1").bind(name).execute(&mut tx).await?;
+        if done == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM document_versions WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sql::query("DELETE FROM document_versions WHERE name = $1").bind(name).execute(&mut tx).await?;
         tags::clear(&mut tx, arn).await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -214,9 +213,9 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<DeleteVersionOutcome> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT default_version FROM documents WHERE name = $1")
+        let row = sql::query("SELECT default_version FROM documents WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?;
         let Some(row) = row else {
             return Ok(DeleteVersionOutcome::NoSuchVersion);
@@ -225,22 +224,22 @@ impl Store {
         if default_version == version {
             return Ok(DeleteVersionOutcome::IsDefault);
         }
-        let done = sqlx::query("DELETE FROM document_versions WHERE name = $1 AND version = $2")
+        let done = sql::query("DELETE FROM document_versions WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(version)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        if done.rows_affected() == 0 {
+        if done == 0 {
             return Ok(DeleteVersionOutcome::NoSuchVersion);
         }
-        sqlx::query(
+        sql::query(
             "UPDATE documents SET updated_at = $2,
                  latest_version = (SELECT MAX(version) FROM document_versions WHERE name = $1)
              WHERE name = $1",
         )
         .bind(name)
         .bind(event.at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -297,11 +296,11 @@ impl Store {
             sql.push(')');
         }
         sql.push_str(&format!(" ORDER BY d.name LIMIT ${}", values.len() + 2));
-        let mut statement = sqlx::query(&sql).bind(after.unwrap_or(""));
+        let mut statement = sql::query(&sql).bind(after.unwrap_or(""));
         for value in values {
             statement = statement.bind(value);
         }
-        let rows = statement.bind(limit).fetch_all(self.pool()).await?;
+        let rows = statement.bind(limit).fetch_all(self.reads()).await?;
         rows.iter().map(decode_document).collect()
     }
 }
@@ -313,7 +312,7 @@ async fn insert_version(
     write: &NewDocumentVersion<'_>,
     at: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO document_versions (name, version, version_name, content, format, hash, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -324,12 +323,12 @@ async fn insert_version(
     .bind(write.format)
     .bind(write.hash)
     .bind(at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-fn decode_document(row: &AnyRow) -> Result<DocumentRow> {
+fn decode_document(row: &Row) -> Result<DocumentRow> {
     Ok(DocumentRow {
         name: row.try_get(0)?,
         document_type: row.try_get(1)?,
@@ -343,7 +342,7 @@ fn decode_document(row: &AnyRow) -> Result<DocumentRow> {
     })
 }
 
-fn decode_version(row: &AnyRow) -> Result<DocumentVersionRow> {
+fn decode_version(row: &Row) -> Result<DocumentVersionRow> {
     Ok(DocumentVersionRow {
         version: row.try_get(0)?,
         version_name: row.try_get(1)?,
@@ -355,19 +354,31 @@ fn decode_version(row: &AnyRow) -> Result<DocumentVersionRow> {
 }
 
 /// A document, read on `conn` (inside a transition).
-pub async fn document_in(conn: &mut sqlx::AnyConnection, name: &str) -> Result<Option<DocumentRow>> {
+pub async fn document_in(tx: &mut Tx<'_>, name: &str) -> Result<Option<DocumentRow>> {
+    document_on(tx, name).await
+}
+
+async fn document_on<'a, 'c: 'a>(on: impl Into<On<'a, 'c>>, name: &str) -> Result<Option<DocumentRow>> {
     let sql = format!("{DOCUMENT_SQL} WHERE d.name = $1");
-    let row = sqlx::query(&sql).bind(name).fetch_optional(conn).await?;
+    let row = sql::query(&sql).bind(name).fetch_optional(on).await?;
     row.as_ref().map(decode_document).transpose()
 }
 
 /// One version of a document by number, read on `conn`.
 pub async fn document_version_in(
-    conn: &mut sqlx::AnyConnection,
+    tx: &mut Tx<'_>,
+    name: &str,
+    version: i64,
+) -> Result<Option<DocumentVersionRow>> {
+    document_version_on(tx, name, version).await
+}
+
+async fn document_version_on<'a, 'c: 'a>(
+    on: impl Into<On<'a, 'c>>,
     name: &str,
     version: i64,
 ) -> Result<Option<DocumentVersionRow>> {
     let sql = format!("SELECT {VERSION_COLUMNS} FROM document_versions WHERE name = $1 AND version = $2");
-    let row = sqlx::query(&sql).bind(name).bind(version).fetch_optional(conn).await?;
+    let row = sql::query(&sql).bind(name).bind(version).fetch_optional(on).await?;
     row.as_ref().map(decode_version).transpose()
 }

@@ -1,7 +1,7 @@
 //! The append-only history: one row per state change (who, what, when), written in the same
 //! transaction as the change it records.
 
-use sqlx::Row;
+use crate::sql;
 
 use crate::{Result, Store, Tx};
 
@@ -32,7 +32,7 @@ pub struct EventRow {
 
 /// Appends an event inside `tx`.
 pub async fn append(tx: &mut Tx<'_>, event: &NewEvent<'_>) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO events (execution_id, job_id, actor, kind, subject, detail, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -43,7 +43,7 @@ pub async fn append(tx: &mut Tx<'_>, event: &NewEvent<'_>) -> Result<()> {
     .bind(event.subject)
     .bind(event.detail)
     .bind(event.at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -51,12 +51,12 @@ pub async fn append(tx: &mut Tx<'_>, event: &NewEvent<'_>) -> Result<()> {
 impl Store {
     /// Events about `subject`, oldest first.
     pub async fn events_for_subject(&self, subject: &str) -> Result<Vec<EventRow>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT seq, execution_id, job_id, actor, kind, subject, detail, at
              FROM events WHERE subject = $1 ORDER BY seq",
         )
         .bind(subject)
-        .fetch_all(self.pool())
+        .fetch_all(self.reads())
         .await?;
         rows.iter()
             .map(|row| {

@@ -2,8 +2,7 @@
 //! run inside one transaction the engine opens; [`lock_pipeline`] serialises the transitions of
 //! one pipeline on both backends (a write first, so SQLite takes its write lock at once).
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use crate::sql::{self, Row};
 
 use crate::{Result, Store, Tx};
 
@@ -52,18 +51,18 @@ pub(crate) const EXECUTION_COLUMNS: &str =
 const STEP_COLUMNS: &str =
     "id, execution_id, name, position, status, attempt, data, error, started_at, finished_at";
 
-pub(crate) fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
+pub(crate) fn decode_execution(row: &Row) -> Result<ExecutionRow> {
     Ok(ExecutionRow {
         id: row.try_get(0)?,
         kind: row.try_get(1)?,
         tenant: row.try_get(2)?,
         definition_name: row.try_get(3)?,
-        definition_version: row.try_get::<Option<i64>, _>(4)?.unwrap_or(0),
+        definition_version: row.try_get::<Option<i64>>(4)?.unwrap_or(0),
         status: row.try_get(5)?,
         client_token: row.try_get(6)?,
         data: row.try_get(7)?,
-        stage_index: row.try_get::<Option<i64>, _>(8)?.unwrap_or(0),
-        stage_state: row.try_get::<Option<String>, _>(9)?.unwrap_or_default(),
+        stage_index: row.try_get::<Option<i64>>(8)?.unwrap_or(0),
+        stage_state: row.try_get::<Option<String>>(9)?.unwrap_or_default(),
         created_at: row.try_get(10)?,
         updated_at: row.try_get(11)?,
         finished_at: row.try_get(12)?,
@@ -73,7 +72,7 @@ pub(crate) fn decode_execution(row: &AnyRow) -> Result<ExecutionRow> {
     })
 }
 
-fn decode_step(row: &AnyRow) -> Result<StepRow> {
+fn decode_step(row: &Row) -> Result<StepRow> {
     Ok(StepRow {
         id: row.try_get(0)?,
         execution_id: row.try_get(1)?,
@@ -90,15 +89,27 @@ fn decode_step(row: &AnyRow) -> Result<StepRow> {
 
 /// Serialises transitions of one pipeline; false if the pipeline does not exist.
 pub async fn lock_pipeline(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE pipelines SET version = version WHERE name = $1")
+    let done = sql::query("UPDATE pipelines SET version = version WHERE name = $1")
         .bind(name)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
+}
+
+/// Holds off exclusive transitions of a pipeline ([`lock_pipeline`]) while letting other shared
+/// ones run: PARALLEL executions do not share stages, so their transitions only lock their own
+/// execution rows. A row share lock on PostgreSQL; on SQLite (one writer) a plain read. False if
+/// the pipeline does not exist.
+pub async fn share_pipeline(tx: &mut Tx<'_>, name: &str, backend: crate::Backend) -> Result<bool> {
+    let sql = match backend {
+        crate::Backend::Postgres => "SELECT 1 FROM pipelines WHERE name = $1 FOR SHARE",
+        crate::Backend::Sqlite => "SELECT 1 FROM pipelines WHERE name = $1",
+    };
+    Ok(sql::query(sql).bind(name).fetch_optional(tx).await?.is_some())
 }
 
 pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO executions (id, kind, tenant, definition_name, definition_version, status, client_token,
                                  data, stage_index, stage_state, created_at, updated_at, finished_at,
                                  parent_id, current_step, current_action)
@@ -120,14 +131,14 @@ pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(&row.parent_id)
     .bind(&row.current_step)
     .bind(&row.current_action)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Writes an execution's mutable fields.
 pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "UPDATE executions SET status = $2, data = $3, stage_index = $4, stage_state = $5,
              updated_at = $6, finished_at = $7, current_step = $8, current_action = $9
          WHERE id = $1",
@@ -141,32 +152,32 @@ pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(row.finished_at)
     .bind(&row.current_step)
     .bind(&row.current_action)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-/// Serialises transitions of one execution (a row lock on PostgreSQL; SQLite's write turn is
-/// already held); false if there is no such execution.
+/// Serialises transitions of one execution (a row lock on PostgreSQL; on SQLite the writer
+/// connection already runs one transaction at a time); false if there is no such execution.
 pub async fn lock_execution(tx: &mut Tx<'_>, id: &str) -> Result<bool> {
-    let done = sqlx::query("UPDATE executions SET updated_at = updated_at WHERE id = $1")
+    let done = sql::query("UPDATE executions SET updated_at = updated_at WHERE id = $1")
         .bind(id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 /// Every step of an execution inside a transition, in start order.
 pub async fn steps_in(tx: &mut Tx<'_>, execution_id: &str) -> Result<Vec<StepRow>> {
     let sql =
         format!("SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 ORDER BY position, started_at, id");
-    let rows = sqlx::query(&sql).bind(execution_id).fetch_all(&mut **tx).await?;
+    let rows = sql::query(&sql).bind(execution_id).fetch_all(&mut *tx).await?;
     rows.iter().map(decode_step).collect()
 }
 
 pub async fn execution_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<ExecutionRow>> {
     let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode_execution).transpose()
 }
 
@@ -183,7 +194,7 @@ pub async fn execution_by_token(
          WHERE kind = $1 AND tenant = $2 AND definition_name = $3 AND client_token = $4"
     );
     let row =
-        sqlx::query(&sql).bind(kind).bind(tenant).bind(name).bind(token).fetch_optional(&mut **tx).await?;
+        sql::query(&sql).bind(kind).bind(tenant).bind(name).bind(token).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode_execution).transpose()
 }
 
@@ -200,7 +211,7 @@ pub async fn executions_at_stage(
            AND status = 'InProgress'
          ORDER BY created_at, id"
     );
-    let rows = sqlx::query(&sql).bind(name).bind(stage_index).bind(stage_state).fetch_all(&mut **tx).await?;
+    let rows = sql::query(&sql).bind(name).bind(stage_index).bind(stage_state).fetch_all(&mut *tx).await?;
     rows.iter().map(decode_execution).collect()
 }
 
@@ -214,7 +225,7 @@ pub async fn later_execution_reached(
     id: &str,
     stage_index: i64,
 ) -> Result<bool> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT id FROM executions
          WHERE kind = 'pipeline' AND definition_name = $1
            AND (created_at > $2 OR (created_at = $2 AND id > $3))
@@ -226,13 +237,13 @@ pub async fn later_execution_reached(
     .bind(created_at)
     .bind(id)
     .bind(stage_index)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
     Ok(row.is_some())
 }
 
 pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO steps (id, execution_id, name, position, status, attempt, data, error, started_at, finished_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
@@ -246,13 +257,13 @@ pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
     .bind(&row.error)
     .bind(row.started_at)
     .bind(row.finished_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "UPDATE steps SET status = $2, data = $3, error = $4, finished_at = $5, attempt = $6 WHERE id = $1",
     )
     .bind(&row.id)
@@ -261,14 +272,14 @@ pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
     .bind(&row.error)
     .bind(row.finished_at)
     .bind(row.attempt)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 pub async fn step_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<StepRow>> {
     let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode_step).transpose()
 }
 
@@ -277,7 +288,7 @@ pub async fn steps_at(tx: &mut Tx<'_>, execution_id: &str, position: i64) -> Res
     let sql = format!(
         "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 AND position = $2 ORDER BY started_at, id"
     );
-    let rows = sqlx::query(&sql).bind(execution_id).bind(position).fetch_all(&mut **tx).await?;
+    let rows = sql::query(&sql).bind(execution_id).bind(position).fetch_all(&mut *tx).await?;
     rows.iter().map(decode_step).collect()
 }
 
@@ -285,13 +296,13 @@ impl Store {
     /// One step by id.
     pub async fn step(&self, id: &str) -> Result<Option<StepRow>> {
         let sql = format!("SELECT {STEP_COLUMNS} FROM steps WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(id).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_step).transpose()
     }
 
     pub async fn execution(&self, id: &str) -> Result<Option<ExecutionRow>> {
         let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(id).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_execution).transpose()
     }
 
@@ -311,14 +322,14 @@ impl Store {
                AND (created_at < $4 OR (created_at = $4 AND id < $5) OR $5 = '')
              ORDER BY created_at DESC, id DESC LIMIT $6"
         );
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(kind)
             .bind(tenant)
             .bind(name)
             .bind(at)
             .bind(id)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.reads())
             .await?;
         rows.iter().map(decode_execution).collect()
     }
@@ -328,7 +339,7 @@ impl Store {
         let sql = format!(
             "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 ORDER BY position, started_at, id"
         );
-        let rows = sqlx::query(&sql).bind(execution_id).fetch_all(self.pool()).await?;
+        let rows = sql::query(&sql).bind(execution_id).fetch_all(self.reads()).await?;
         rows.iter().map(decode_step).collect()
     }
 }
@@ -346,7 +357,7 @@ pub struct NewWait<'a> {
 }
 
 pub async fn insert_wait(tx: &mut Tx<'_>, wait: &NewWait<'_>) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO waits (id, execution_id, step_id, kind, token, due_at, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
     )
@@ -357,17 +368,17 @@ pub async fn insert_wait(tx: &mut Tx<'_>, wait: &NewWait<'_>) -> Result<()> {
     .bind(wait.token)
     .bind(wait.due_at)
     .bind(wait.at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Marks a step's open waits resolved.
 pub async fn resolve_waits(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<()> {
-    sqlx::query("UPDATE waits SET resolved_at = $2 WHERE step_id = $1 AND resolved_at IS NULL")
+    sql::query("UPDATE waits SET resolved_at = $2 WHERE step_id = $1 AND resolved_at IS NULL")
         .bind(step_id)
         .bind(at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -375,14 +386,14 @@ pub async fn resolve_waits(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<()
 impl Store {
     /// Unresolved waits of `kind` due at or before `now`: (execution id, step id).
     pub async fn due_waits(&self, kind: &str, now: i64, limit: i64) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT execution_id, step_id FROM waits
              WHERE resolved_at IS NULL AND kind = $1 AND due_at <= $2 ORDER BY due_at LIMIT $3",
         )
         .bind(kind)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.reads())
         .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
@@ -390,13 +401,13 @@ impl Store {
 
 /// An approval wait found by its token: (execution id, step id, resolved).
 pub async fn wait_by_token(tx: &mut Tx<'_>, token: &str) -> Result<Option<(String, String, bool)>> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT execution_id, step_id, resolved_at FROM waits WHERE token = $1 AND kind = 'approval'",
     )
     .bind(token)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<Option<i64>, _>(2)?.is_some()))).transpose()
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<Option<i64>>(2)?.is_some()))).transpose()
 }
 
 /// A job read inside a transition.
@@ -432,7 +443,7 @@ impl Store {
                AND (s.started_at < $5 OR (s.started_at = $5 AND s.id < $6) OR $6 = '')
              ORDER BY s.started_at DESC, s.id DESC LIMIT $7"
         );
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(kind)
             .bind(tenant)
             .bind(name)
@@ -440,13 +451,13 @@ impl Store {
             .bind(at)
             .bind(id)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.reads())
             .await?;
         rows.iter()
             .map(|row| {
                 Ok(StepOfExecution {
                     step: decode_step(row)?,
-                    definition_version: row.try_get::<Option<i64>, _>(10)?.unwrap_or(0),
+                    definition_version: row.try_get::<Option<i64>>(10)?.unwrap_or(0),
                 })
             })
             .collect()
@@ -465,7 +476,7 @@ pub struct TransitionRow {
 
 /// Records a stage's inbound transition state inside `tx`.
 pub async fn set_transition(tx: &mut Tx<'_>, pipeline: &str, row: &TransitionRow) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO stage_transitions (pipeline, stage, enabled, reason, changed_by, changed_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (pipeline, stage) DO UPDATE SET enabled = excluded.enabled, reason = excluded.reason,
@@ -477,35 +488,35 @@ pub async fn set_transition(tx: &mut Tx<'_>, pipeline: &str, row: &TransitionRow
     .bind(&row.reason)
     .bind(&row.changed_by)
     .bind(row.changed_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Whether a stage's inbound transition is disabled, read inside `tx`.
 pub async fn transition_disabled(tx: &mut Tx<'_>, pipeline: &str, stage: &str) -> Result<bool> {
-    let row = sqlx::query("SELECT enabled FROM stage_transitions WHERE pipeline = $1 AND stage = $2")
+    let row = sql::query("SELECT enabled FROM stage_transitions WHERE pipeline = $1 AND stage = $2")
         .bind(pipeline)
         .bind(stage)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
-    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.is_some_and(|enabled| enabled == 0))
+    Ok(row.map(|r| r.try_get::<i64>(0)).transpose()?.is_some_and(|enabled| enabled == 0))
 }
 
 impl Store {
     /// Every recorded transition state of a pipeline.
     pub async fn transitions(&self, pipeline: &str) -> Result<Vec<TransitionRow>> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT stage, enabled, reason, changed_by, changed_at FROM stage_transitions WHERE pipeline = $1",
         )
         .bind(pipeline)
-        .fetch_all(self.pool())
+        .fetch_all(self.reads())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(TransitionRow {
                     stage: r.try_get(0)?,
-                    enabled: r.try_get::<i64, _>(1)? != 0,
+                    enabled: r.try_get::<i64>(1)? != 0,
                     reason: r.try_get(2)?,
                     changed_by: r.try_get(3)?,
                     changed_at: r.try_get(4)?,

@@ -6,8 +6,8 @@
 //! and no job is handed to two workers.
 
 use sluice_core::job::JobStatus;
-use sqlx::any::AnyRow;
-use sqlx::Row;
+
+use crate::sql::{self, Row};
 
 use crate::{Backend, Error, Result, Store, Tx};
 
@@ -59,7 +59,7 @@ pub enum AckOutcome {
 const COLUMNS: &str = "id, queue_key, tenant, status, nonce, lease_until, attempt, continuation_token, \
                        data, execution_id, step_id, error, created_at, updated_at";
 
-fn decode(row: &AnyRow) -> Result<JobRow> {
+fn decode(row: &Row) -> Result<JobRow> {
     let status: String = row.try_get(3)?;
     Ok(JobRow {
         id: row.try_get(0)?,
@@ -87,7 +87,7 @@ fn sorted(mut jobs: Vec<JobRow>) -> Result<Vec<JobRow>> {
 
 /// Enqueues a job inside `tx` (status `Queued`).
 pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO jobs (id, queue_key, tenant, status, attempt, continuation_token, data,
                            execution_id, step_id, created_at, updated_at)
          VALUES ($1, $2, $3, 'Queued', 0, $4, $5, $6, $7, $8, $8)",
@@ -100,7 +100,7 @@ pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
     .bind(job.execution_id)
     .bind(job.step_id)
     .bind(job.at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -114,7 +114,7 @@ pub async fn finish(
     at: i64,
 ) -> Result<bool> {
     debug_assert!(status.is_final());
-    let done = sqlx::query(
+    let done = sql::query(
         "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
          WHERE id = $1 AND status = 'InProgress'",
     )
@@ -122,28 +122,28 @@ pub async fn finish(
     .bind(status.as_str())
     .bind(error)
     .bind(at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 /// Fails every unfinished job of a step (its action was abandoned); returns their ids.
 pub async fn abandon_for_step(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "UPDATE jobs SET status = 'Failed', error = 'The action was abandoned', lease_until = NULL, updated_at = $2
          WHERE step_id = $1 AND status IN ('Queued', 'Dispatched', 'InProgress') RETURNING id",
     )
     .bind(step_id)
     .bind(at)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    rows.iter().map(|r| r.try_get(0)).collect()
 }
 
 /// A job read inside a transaction.
 pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<JobRow>> {
     let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    let row = sql::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
     row.as_ref().map(decode).transpose()
 }
 
@@ -158,9 +158,12 @@ impl Store {
     /// The claim statement: up to `$3` queued jobs of queue `$1` and tenant `$2`, oldest first,
     /// become `Dispatched` with a fresh nonce, `attempt + 1` and a lease until `$4`.
     fn claim_sql(&self) -> String {
-        let skip_locked = match self.backend() {
-            Backend::Sqlite => "",
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        // SQLite has one writer, so the subquery's rows are still queued when the update runs;
+        // re-checking the status there would make SQLite scan every queued job by its status
+        // index instead of looking the claimed ids up by key (measured: 180-300 us a claim).
+        let (skip_locked, recheck) = match self.backend() {
+            Backend::Sqlite => ("", ""),
+            Backend::Postgres => ("FOR UPDATE SKIP LOCKED", "AND status = 'Queued'"),
         };
         format!(
             "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $4,
@@ -168,7 +171,7 @@ impl Store {
              WHERE id IN (SELECT id FROM jobs
                           WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
                           ORDER BY created_at, id LIMIT $3 {skip_locked})
-               AND status = 'Queued'
+               {recheck}
              RETURNING {COLUMNS}",
             nonce = self.random_nonce_sql()
         )
@@ -185,14 +188,10 @@ impl Store {
         now: i64,
     ) -> Result<Vec<JobRow>> {
         let sql = self.claim_sql();
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(&sql)
-            .bind(queue_key)
-            .bind(tenant)
-            .bind(max)
-            .bind(lease_until)
-            .bind(now)
-            .fetch_all(self.pool())
+        let rows = self
+            .write_returning(
+                sql::query(&sql).bind(queue_key).bind(tenant).bind(max).bind(lease_until).bind(now),
+            )
             .await?;
         sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
@@ -209,13 +208,13 @@ impl Store {
         now: i64,
     ) -> Result<Vec<JobRow>> {
         let sql = self.claim_sql();
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(queue_key)
             .bind(tenant)
             .bind(max)
             .bind(lease_until)
             .bind(now)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?;
         sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
@@ -228,19 +227,19 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<AckOutcome> {
-        let turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'InProgress', lease_until = $3, updated_at = $4
+        let done = self
+            .write(
+                sql::query(
+                    "UPDATE jobs SET status = 'InProgress', lease_until = $3, updated_at = $4
              WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
-        )
-        .bind(id)
-        .bind(nonce)
-        .bind(lease_until)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        drop(turn);
-        if done.rows_affected() == 1 {
+                )
+                .bind(id)
+                .bind(nonce)
+                .bind(lease_until)
+                .bind(now),
+            )
+            .await?;
+        if done == 1 {
             return Ok(AckOutcome::Acknowledged);
         }
         let Some(job) = self.job(id).await? else {
@@ -255,22 +254,21 @@ impl Store {
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>> {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(id).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode).transpose()
     }
 
     /// Dispatched jobs whose lease ran out go back to the queue without a nonce (the next poll
     /// issues a new one). Returns how many.
     pub async fn requeue_unacknowledged(&self, now: i64) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL, updated_at = $1
-             WHERE status = 'Dispatched' AND lease_until < $1",
+        self.write(
+            sql::query(
+                "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL, updated_at = $1
+                 WHERE status = 'Dispatched' AND lease_until < $1",
+            )
+            .bind(now),
         )
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     /// In-progress jobs whose lease ran out become `TimedOut`; returns them.
@@ -281,8 +279,7 @@ impl Store {
              WHERE status = 'InProgress' AND lease_until < $1
              RETURNING {COLUMNS}"
         );
-        let _turn = self.write_turn().await;
-        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
+        let rows = self.write_returning(sql::query(&sql).bind(now)).await?;
         rows.iter().map(decode).collect()
     }
 }
@@ -294,10 +291,10 @@ pub const ANNOUNCE_CHANNEL: &str = "sluice_jobs";
 /// other server processes on the same PostgreSQL database wake. Nothing on SQLite.
 pub async fn announce_in(tx: &mut Tx<'_>, backend: Backend, queue_key: &str) -> Result<()> {
     if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)")
+        sql::query("SELECT pg_notify($1, $2)")
             .bind(ANNOUNCE_CHANNEL)
             .bind(queue_key)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Access keys: the secret is stored encrypted (the engine seals it); the store never sees it
 //! in the clear.
 
-use sqlx::Row;
+use crate::sql;
 
 use crate::{Result, Store, Tx};
 
@@ -53,19 +53,18 @@ pub struct AccessKeyRow {
 impl Store {
     /// Inserts a key; `Error::Conflict` if the id exists.
     pub async fn insert_access_key(&self, key: &AccessKeyRow) -> Result<()> {
-        let _turn = self.write_turn().await;
-        let mut connection = self.pool().acquire().await?;
-        insert_key(&mut connection, key).await
+        self.write(insert_key_query(key)).await?;
+        Ok(())
     }
 
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRow>> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
                     session_token_hash, job_id, scope
              FROM access_keys WHERE access_key_id = $1",
         )
         .bind(access_key_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reads())
         .await?;
         row.map(|row| {
             Ok(AccessKeyRow {
@@ -73,7 +72,7 @@ impl Store {
                 secret_enc: row.try_get(1)?,
                 principal_arn: row.try_get(2)?,
                 name: row.try_get(3)?,
-                kind: KeyKind::parse(&row.try_get::<String, _>(4)?)?,
+                kind: KeyKind::parse(&row.try_get::<String>(4)?)?,
                 expires_at: row.try_get(5)?,
                 created_at: row.try_get(6)?,
                 session_token_hash: row.try_get(7)?,
@@ -86,77 +85,88 @@ impl Store {
 
     /// Whether a user key with this name exists.
     pub async fn user_key_name_taken(&self, name: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'user' AND name = $1")
+        let row = sql::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'user' AND name = $1")
             .bind(name)
-            .fetch_one(self.pool())
+            .fetch_one(self.reads())
             .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
+        Ok(row.try_get::<i64>(0)? > 0)
     }
 
     /// Ends every live key of a job at `at`; returns how many.
     pub async fn expire_job_keys(&self, job_id: &str, at: i64) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(self.pool()).await?;
-        Ok(done.rows_affected())
+        self.write(sql::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at)).await
     }
 
     /// Inserts several keys in one transaction (the credentials of one poll's jobs).
     pub async fn insert_access_keys(&self, keys: &[AccessKeyRow]) -> Result<()> {
-        match keys {
-            [] => return Ok(()),
-            [key] => return self.insert_access_key(key).await,
-            _ => {}
+        if keys.is_empty() {
+            return Ok(());
         }
         let mut tx = self.begin().await?;
-        for key in keys {
-            insert_key(&mut tx, key).await?;
-        }
+        insert_keys_in(&mut tx, keys).await?;
         tx.commit().await
     }
 
     /// Whether any root key is stored.
     pub async fn has_key_of_kind_root(&self) -> Result<bool> {
-        let row = sqlx::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'root'")
-            .fetch_one(self.pool())
+        let row = sql::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'root'")
+            .fetch_one(self.reads())
             .await?;
-        Ok(row.try_get::<i64, _>(0)? > 0)
+        Ok(row.try_get::<i64>(0)? > 0)
     }
 }
 
 /// Inserts keys inside `tx` (the credentials of the jobs a poll claims in the same transaction).
 pub async fn insert_keys_in(tx: &mut crate::Tx<'_>, keys: &[AccessKeyRow]) -> Result<()> {
-    for key in keys {
-        insert_key(tx, key).await?;
+    for chunk in keys.chunks(KEYS_PER_INSERT) {
+        insert_keys_query(chunk).execute(&mut *tx).await?;
     }
     Ok(())
 }
 
+/// Rows per multi-row insert (10 values each, far below either backend's parameter limit).
+const KEYS_PER_INSERT: usize = 50;
+
+/// One INSERT of several keys (a batched poll's credentials).
+fn insert_keys_query(keys: &[AccessKeyRow]) -> sql::Query<'static> {
+    let rows: Vec<String> = (0..keys.len())
+        .map(|row| {
+            let values: Vec<String> = (1..=10).map(|column| format!("${}", row * 10 + column)).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    let text = format!("{INSERT_KEY_COLUMNS} VALUES {}", rows.join(", "));
+    keys.iter().fold(sql::query_owned(text), bind_key)
+}
+
+const INSERT_KEY_COLUMNS: &str =
+    "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind,
+                                  expires_at, created_at, session_token_hash, job_id, scope)";
+
 const EXPIRE_JOB_KEYS: &str = "UPDATE access_keys SET expires_at = $2
      WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)";
 
-async fn insert_key(connection: &mut sqlx::AnyConnection, key: &AccessKeyRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind, expires_at, created_at,
-                                  session_token_hash, job_id, scope)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&key.access_key_id)
-    .bind(&key.secret_enc)
-    .bind(&key.principal_arn)
-    .bind(&key.name)
-    .bind(key.kind.as_str())
-    .bind(key.expires_at)
-    .bind(key.created_at)
-    .bind(&key.session_token_hash)
-    .bind(&key.job_id)
-    .bind(&key.scope)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
+fn insert_key_query(key: &AccessKeyRow) -> sql::Query<'static> {
+    insert_keys_query(std::slice::from_ref(key))
+}
+
+/// Binds a key's ten columns in insert order.
+fn bind_key<'q>(query: sql::Query<'q>, key: &AccessKeyRow) -> sql::Query<'q> {
+    query
+        .bind(&key.access_key_id)
+        .bind(&key.secret_enc)
+        .bind(&key.principal_arn)
+        .bind(&key.name)
+        .bind(key.kind.as_str())
+        .bind(key.expires_at)
+        .bind(key.created_at)
+        .bind(&key.session_token_hash)
+        .bind(&key.job_id)
+        .bind(&key.scope)
 }
 
 /// Ends every live key of a job at `at`, inside a transaction (the one that finishes the job).
 pub async fn expire_job_keys_in(tx: &mut Tx<'_>, job_id: &str, at: i64) -> Result<u64> {
-    let done = sqlx::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(&mut **tx).await?;
-    Ok(done.rows_affected())
+    let done = sql::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(&mut *tx).await?;
+    Ok(done)
 }

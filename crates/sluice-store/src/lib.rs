@@ -17,7 +17,9 @@ pub mod keys;
 pub mod objects;
 pub mod pipelines;
 pub mod query;
+pub(crate) mod sql;
 pub mod sqlite_reader;
+mod sqlite_writer;
 pub mod tags;
 pub mod testing;
 
@@ -38,6 +40,8 @@ pub enum Error {
     UnsupportedUrl,
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
     /// A Cloudforet query the store cannot run; it carries Cloudforet's error code.
     #[error("{0}")]
     Query(#[from] sluice_core::query::QueryError),
@@ -50,6 +54,20 @@ impl From<sqlx::Error> for Error {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict,
             _ => Error::Database(err),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(e.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) =>
+            {
+                Error::Conflict
+            }
+            _ => Error::Sqlite(err),
         }
     }
 }
@@ -69,38 +87,49 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     reader: Option<std::sync::Arc<sqlite_reader::SqliteReader>>,
-    /// SQLite has one writer at a time; writers queue here, in order, instead of holding pooled
-    /// connections while SQLite's busy handler sleeps and retries. None on PostgreSQL.
-    writer: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite's one writer connection with group commit (see [`sqlite_writer`]); None on
+    /// PostgreSQL, where transactions run on pooled connections.
+    writer: Option<std::sync::Arc<sqlite_writer::Writer>>,
     /// The database url (PostgreSQL's job notifications need a connection of their own).
     url: std::sync::Arc<str>,
 }
 
-/// A transaction on the store. On SQLite it also holds the store's write turn until it commits
-/// or is dropped. It dereferences to the connection, so queries run on `&mut **tx`.
+/// A transaction on the store: on SQLite the writer connection's turn and a savepoint in its
+/// group transaction, on PostgreSQL a pooled connection's transaction. Statements run on it
+/// through [`sql`]; dropping it uncommitted rolls back its own writes.
 pub struct Tx<'a> {
-    inner: sqlx::Transaction<'a, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    inner: TxInner<'a>,
+}
+
+enum TxInner<'a> {
+    Sqlx(sqlx::Transaction<'a, sqlx::Any>),
+    Lite(sqlite_writer::LiteTx),
 }
 
 impl Tx<'_> {
-    /// Commits; the write turn ends after the commit.
+    /// Commits. On SQLite this returns once the group holding this transaction has committed.
     pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await?;
-        Ok(())
+        match self.inner {
+            TxInner::Sqlx(tx) => Ok(tx.commit().await?),
+            TxInner::Lite(tx) => tx.commit().await,
+        }
     }
-}
 
-impl std::ops::Deref for Tx<'_> {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.inner
+    /// Runs `run` on the SQLite writer connection; None on PostgreSQL. (The connection is not
+    /// `Sync`, so it is lent to a closure rather than held across an await.)
+    pub(crate) fn with_lite<T>(&mut self, run: impl FnOnce(&rusqlite::Connection) -> T) -> Option<T> {
+        match &self.inner {
+            TxInner::Lite(tx) => Some(run(tx.conn())),
+            TxInner::Sqlx(_) => None,
+        }
     }
-}
 
-impl std::ops::DerefMut for Tx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
+    /// The PostgreSQL transaction's connection; None on SQLite.
+    pub(crate) fn sqlx_conn(&mut self) -> Option<&mut sqlx::AnyConnection> {
+        match &mut self.inner {
+            TxInner::Sqlx(tx) => Some(tx),
+            TxInner::Lite(_) => None,
+        }
     }
 }
 
@@ -120,12 +149,17 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(url)?;
         let mut reader = None;
+        let mut writer = None;
         let pool = match backend {
             Backend::Sqlite => {
                 let file =
                     sqlx::sqlite::SqliteConnectOptions::try_from(&options)?.get_filename().to_path_buf();
                 reader = Some(std::sync::Arc::new(sqlite_reader::SqliteReader::new(&file)));
-                sqlite_pool(options).await?
+                let pool = sqlite_pool(options).await?;
+                // Migrations create the file and its tables before the writer opens it.
+                sqlite_migrate(&pool).await?;
+                writer = Some(std::sync::Arc::new(sqlite_writer::Writer::open(&file)?));
+                pool
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
@@ -136,7 +170,6 @@ impl Store {
                     .await?
             }
         };
-        let writer = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
         let store = Store { pool, backend, reader, writer, url: url.into() };
         store.migrate().await?;
         Ok(store)
@@ -148,11 +181,9 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await?;
+        if self.backend == Backend::Postgres {
+            POSTGRES_MIGRATIONS.run(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -170,21 +201,44 @@ impl Store {
     }
 
     /// Starts a transaction; everything written through it commits together. On SQLite it
-    /// first waits for the write turn.
+    /// first waits for the writer connection's turn.
     pub async fn begin(&self) -> Result<Tx<'static>> {
-        let turn = match &self.writer {
-            Some(writer) => Some(writer.clone().lock_owned().await),
-            None => None,
+        let inner = match &self.writer {
+            Some(writer) => TxInner::Lite(writer.begin().await?),
+            None => TxInner::Sqlx(self.pool.begin().await?),
         };
-        Ok(Tx { inner: self.pool.begin().await?, _turn: turn })
+        Ok(Tx { inner })
     }
 
-    /// The write turn for a single-statement write outside a transaction (SQLite only).
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.writer {
-            Some(writer) => Some(writer.lock().await),
-            None => None,
+    /// Where reads outside a transaction run: SQLite's same-thread readers, or the pool.
+    pub(crate) fn reads(&self) -> sql::On<'_, 'static> {
+        match &self.reader {
+            Some(reader) => sql::On::Reader(reader),
+            None => sql::On::Pool(&self.pool),
         }
+    }
+
+    /// Runs one write as its own transaction (on SQLite it joins the writer's group commit);
+    /// how many rows it changed.
+    pub(crate) async fn write(&self, query: sql::Query<'_>) -> Result<u64> {
+        if self.writer.is_none() {
+            return query.execute(self.pool()).await;
+        }
+        let mut tx = self.begin().await?;
+        let changed = query.execute(&mut tx).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// [`Store::write`] for a statement with `RETURNING`: the rows it returned.
+    pub(crate) async fn write_returning(&self, query: sql::Query<'_>) -> Result<Vec<sql::Row>> {
+        if self.writer.is_none() {
+            return query.fetch_all(self.pool()).await;
+        }
+        let mut tx = self.begin().await?;
+        let rows = query.fetch_all(&mut tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 
     /// Receives the queue keys of jobs other processes on this PostgreSQL database queued
@@ -235,6 +289,11 @@ async fn sqlite_pool(options: AnyConnectOptions) -> Result<AnyPool> {
         .connect_with(options)
         .await?;
     Ok(pool)
+}
+
+async fn sqlite_migrate(pool: &AnyPool) -> Result<()> {
+    SQLITE_MIGRATIONS.run(pool).await?;
+    Ok(())
 }
 
 /// Converts a stored integer count to `u32`, treating anything out of range as corruption.

@@ -2,8 +2,7 @@
 //! Keys are compared bytewise (`COLLATE "C"` order on PostgreSQL matches SQLite's default), so
 //! listings come back in S3's order.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use crate::sql::{self, On, Row};
 
 use crate::{Backend, Result, Store, Tx};
 
@@ -22,7 +21,7 @@ pub struct ObjectRow {
 
 const COLUMNS: &str = "bucket, object_key, file, size, etag, content_type, last_modified";
 
-fn decode(row: &AnyRow) -> Result<ObjectRow> {
+fn decode(row: &Row) -> Result<ObjectRow> {
     Ok(ObjectRow {
         bucket: row.try_get(0)?,
         key: row.try_get(1)?,
@@ -36,14 +35,14 @@ fn decode(row: &AnyRow) -> Result<ObjectRow> {
 
 /// Records an object inside `tx`, replacing any previous one; returns the previous file.
 pub async fn put_in(tx: &mut Tx<'_>, object: &ObjectRow) -> Result<Option<String>> {
-    let previous = sqlx::query("SELECT file FROM objects WHERE bucket = $1 AND object_key = $2")
+    let previous = sql::query("SELECT file FROM objects WHERE bucket = $1 AND object_key = $2")
         .bind(&object.bucket)
         .bind(&object.key)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
-        .map(|row| row.try_get::<String, _>(0))
+        .map(|row| row.try_get::<String>(0))
         .transpose()?;
-    sqlx::query(
+    sql::query(
         "INSERT INTO objects (bucket, object_key, file, size, etag, content_type, last_modified)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (bucket, object_key) DO UPDATE SET file = excluded.file, size = excluded.size,
@@ -57,7 +56,7 @@ pub async fn put_in(tx: &mut Tx<'_>, object: &ObjectRow) -> Result<Option<String
     .bind(&object.etag)
     .bind(&object.content_type)
     .bind(object.last_modified)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(previous)
 }
@@ -80,15 +79,14 @@ impl Store {
     }
 
     pub async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
-        object_in(&mut *self.pool().acquire().await?, bucket, key).await
+        object_on(self.reads(), bucket, key).await
     }
 
     /// Removes an object's record; returns it if there was one.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
-        let _turn = self.write_turn().await;
         let sql = format!("DELETE FROM objects WHERE bucket = $1 AND object_key = $2 RETURNING {COLUMNS}");
-        let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(self.pool()).await?;
-        row.as_ref().map(decode).transpose()
+        let rows = self.write_returning(sql::query(&sql).bind(bucket).bind(key)).await?;
+        rows.first().map(decode).transpose()
     }
 
     /// Objects of a bucket whose key starts with `prefix` and sorts after `after`, in key order.
@@ -105,25 +103,29 @@ impl Store {
              WHERE bucket = $1 AND {order} > $2 AND substr(object_key, 1, CAST($3 AS INTEGER)) = $4
              ORDER BY {order} LIMIT $5"
         );
-        let rows = sqlx::query(&sql)
+        let rows = sql::query(&sql)
             .bind(bucket)
             .bind(after)
             .bind(prefix.chars().count() as i64)
             .bind(prefix)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.reads())
             .await?;
         rows.iter().map(decode).collect()
     }
 }
 
 /// An object's record, read on `connection` (a transition passes its transaction).
-pub async fn object_in(
-    connection: &mut sqlx::AnyConnection,
+pub async fn object_in(tx: &mut Tx<'_>, bucket: &str, key: &str) -> Result<Option<ObjectRow>> {
+    object_on(tx, bucket, key).await
+}
+
+async fn object_on<'a, 'c: 'a>(
+    on: impl Into<On<'a, 'c>>,
     bucket: &str,
     key: &str,
 ) -> Result<Option<ObjectRow>> {
     let sql = format!("SELECT {COLUMNS} FROM objects WHERE bucket = $1 AND object_key = $2");
-    let row = sqlx::query(&sql).bind(bucket).bind(key).fetch_optional(connection).await?;
+    let row = sql::query(&sql).bind(bucket).bind(key).fetch_optional(on).await?;
     row.as_ref().map(decode).transpose()
 }

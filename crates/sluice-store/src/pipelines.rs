@@ -2,10 +2,9 @@
 //! version's declaration stays in `pipeline_versions` so GetPipeline can read a past one.
 //! The declaration text is the facade's; secret values live encrypted in `secrets`.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use crate::sql::{self, On, Row};
 
-use crate::{events, tags, Result, Store};
+use crate::{events, tags, Result, Store, Tx};
 
 /// Summary fields of a pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +62,7 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO pipelines (name, version, pipeline_type, execution_mode, created_at, updated_at)
              VALUES ($1, 1, $2, $3, $4, $4)",
         )
@@ -71,7 +70,7 @@ impl Store {
         .bind(write.pipeline_type)
         .bind(write.execution_mode)
         .bind(event.at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         insert_version(&mut tx, write, 1, event.at).await?;
         tags::put(&mut tx, arn, tag_list).await?;
@@ -87,7 +86,7 @@ impl Store {
         event: &events::NewEvent<'_>,
     ) -> Result<UpdateOutcome> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query(
+        let row = sql::query(
             "UPDATE pipelines SET version = version + 1, pipeline_type = $2, execution_mode = $3,
                  updated_at = $4
              WHERE name = $1 RETURNING version",
@@ -96,7 +95,7 @@ impl Store {
         .bind(write.pipeline_type)
         .bind(write.execution_mode)
         .bind(event.at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(row) = row else {
             return Ok(UpdateOutcome::NotFound);
@@ -113,13 +112,13 @@ impl Store {
         if let Some(reader) = self.sqlite_reader() {
             return reader.pipeline(name, version);
         }
-        pipeline_in(&mut *self.pool().acquire().await?, name, version).await
+        pipeline_on(self.reads(), name, version).await
     }
 
     /// Summary of a pipeline, if it exists.
     pub async fn pipeline_meta(&self, name: &str) -> Result<Option<PipelineMeta>> {
         let sql = format!("SELECT {META_COLUMNS} FROM pipelines WHERE name = $1");
-        let row = sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await?;
+        let row = sql::query(&sql).bind(name).fetch_optional(self.reads()).await?;
         row.as_ref().map(decode_meta).transpose()
     }
 
@@ -128,18 +127,18 @@ impl Store {
         let sql = format!(
             "SELECT {META_COLUMNS} FROM pipelines WHERE name > COALESCE($1, '') ORDER BY name LIMIT $2"
         );
-        let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        let rows = sql::query(&sql).bind(after).bind(limit).fetch_all(self.reads()).await?;
         rows.iter().map(decode_meta).collect()
     }
 
     /// Deletes a pipeline, its versions and its tags; false if it did not exist.
     pub async fn delete_pipeline(&self, name: &str, arn: &str, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM pipelines WHERE name = $1").bind(name).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
+        let done = sql::query("DELETE FROM pipelines WHERE name = $1").bind(name).execute(&mut tx).await?;
+        if done == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM pipeline_versions WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        sql::query("DELETE FROM pipeline_versions WHERE name = $1").bind(name).execute(&mut tx).await?;
         tags::clear(&mut tx, arn).await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;
@@ -153,7 +152,7 @@ async fn insert_version(
     version: i64,
     at: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO pipeline_versions (name, version, declaration, secrets, created_at)
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -162,12 +161,12 @@ async fn insert_version(
     .bind(write.declaration)
     .bind(write.secrets)
     .bind(at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-fn decode_meta(row: &AnyRow) -> Result<PipelineMeta> {
+fn decode_meta(row: &Row) -> Result<PipelineMeta> {
     Ok(PipelineMeta {
         name: row.try_get(0)?,
         version: row.try_get(1)?,
@@ -178,7 +177,7 @@ fn decode_meta(row: &AnyRow) -> Result<PipelineMeta> {
     })
 }
 
-fn decode_version(row: &AnyRow) -> Result<PipelineVersion> {
+fn decode_version(row: &Row) -> Result<PipelineVersion> {
     Ok(PipelineVersion {
         meta: decode_meta(row)?,
         version: row.try_get(6)?,
@@ -190,10 +189,18 @@ fn decode_version(row: &AnyRow) -> Result<PipelineVersion> {
 /// The named version (latest when `None`) of a pipeline, read on `connection` (a
 /// transition passes its transaction: it must not wait for a second pooled connection).
 pub async fn pipeline_in(
-    connection: &mut sqlx::AnyConnection,
+    tx: &mut Tx<'_>,
     name: &str,
     version: Option<i64>,
 ) -> Result<Option<PipelineVersion>> {
-    let row = sqlx::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(connection).await?;
+    pipeline_on(tx, name, version).await
+}
+
+async fn pipeline_on<'a, 'c: 'a>(
+    on: impl Into<On<'a, 'c>>,
+    name: &str,
+    version: Option<i64>,
+) -> Result<Option<PipelineVersion>> {
+    let row = sql::query(PIPELINE_VERSION_SQL).bind(name).bind(version).fetch_optional(on).await?;
     row.as_ref().map(decode_version).transpose()
 }

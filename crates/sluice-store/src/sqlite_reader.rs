@@ -70,6 +70,21 @@ impl SqliteReader {
         result
     }
 
+    /// Runs `read` (statements through [`crate::sql`]) on an idle connection.
+    pub(crate) fn with_rows<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.idle.lock().expect("reader pool lock").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = read(&conn);
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        result
+    }
+
     /// The same read as `Store::pipeline`.
     pub fn pipeline(&self, name: &str, version: Option<i64>) -> Result<Option<PipelineVersion>> {
         self.with(|conn| {

@@ -32,6 +32,8 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     access_keys_round_trip_and_conflict,
+    many_keys_insert_in_one_transaction,
+    concurrent_transactions_commit_alone_or_together,
     action_types_insert_list_delete,
     deleted_action_type_cannot_be_recreated,
     pipeline_versions_are_kept,

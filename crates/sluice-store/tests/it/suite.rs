@@ -84,6 +84,66 @@ pub async fn access_keys_round_trip_and_conflict(db: &TestDb) {
     assert!(!db.store.user_key_name_taken("other").await.unwrap());
 }
 
+fn job_key(n: usize) -> AccessKeyRow {
+    AccessKeyRow {
+        access_key_id: format!("ASIAJOB{n:05}"),
+        secret_enc: vec![n as u8, 7],
+        principal_arn: "arn:aws:sts::123456789012:assumed-role/job".into(),
+        name: format!("job-{n}"),
+        kind: KeyKind::Job,
+        expires_at: Some(1_000 + n as i64),
+        created_at: 1,
+        session_token_hash: Some(format!("hash-{n}")),
+        job_id: Some(format!("job-{n}")),
+        scope: Some("{}".into()),
+    }
+}
+
+/// A batched poll's credentials: more keys than one multi-row INSERT takes, all stored as given;
+/// a duplicate among them fails the whole batch and stores none.
+pub async fn many_keys_insert_in_one_transaction(db: &TestDb) {
+    let keys: Vec<AccessKeyRow> = (0..120).map(job_key).collect();
+    db.store.insert_access_keys(&keys).await.unwrap();
+    for key in &keys {
+        assert_eq!(db.store.access_key(&key.access_key_id).await.unwrap().as_ref(), Some(key));
+    }
+    let mut again: Vec<AccessKeyRow> = (200..260).map(job_key).collect();
+    again.push(job_key(5));
+    assert!(matches!(db.store.insert_access_keys(&again).await, Err(Error::Conflict)));
+    assert_eq!(db.store.access_key("ASIAJOB00200").await.unwrap(), None);
+}
+
+/// Many writers at once (SQLite groups them into shared commits): each transaction's writes are
+/// kept or dropped as a whole, whatever the others in its group do.
+pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
+    let mut writers = Vec::new();
+    for n in 0..40 {
+        let store = db.store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            sluice_store::keys::insert_keys_in(&mut tx, &[job_key(n)]).await.unwrap();
+            tokio::task::yield_now().await;
+            match n % 3 {
+                0 => drop(tx),
+                1 => tx.commit().await.unwrap(),
+                _ => {
+                    // A statement fails (a duplicate key) and the transaction is abandoned.
+                    let err = sluice_store::keys::insert_keys_in(&mut tx, &[job_key(n)]).await;
+                    assert!(matches!(err, Err(Error::Conflict)));
+                    drop(tx);
+                }
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for n in 0..40 {
+        let stored = db.store.access_key(&job_key(n).access_key_id).await.unwrap();
+        assert_eq!(stored.is_some(), n % 3 == 1, "key {n}");
+    }
+}
+
 pub async fn action_types_insert_list_delete(db: &TestDb) {
     let make = custom_type("Make", "1");
     let lint = custom_type("Lint", "2");

@@ -1,0 +1,228 @@
+//! SQLite's one writer connection and group commit. Every SQLite transaction runs on this
+//! connection (rusqlite, on the calling thread), one at a time, in arrival order. A transaction
+//! is a savepoint inside a group transaction: when it commits, its savepoint is released, and
+//! if other transactions are already waiting their turn, it hands the connection on and waits
+//! until the group commits; the last of a burst (or the 32nd) commits the group with one fsync
+//! and so answers for all of them. Nobody is answered before the group's COMMIT has returned,
+//! so every acknowledged change is durable; a transaction that fails rolls back to its own
+//! savepoint and leaves the others' writes alone. See docs/ENGINE.md, "Group commit".
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use crate::{Error, Result};
+
+/// The most transactions one group commit answers for.
+const MAX_GROUP: usize = 32;
+/// How long a transaction that handed the connection on waits before it checks whether its group
+/// still needs committing (its successor may have been cancelled while waiting for its turn).
+const RECHECK: Duration = Duration::from_millis(2);
+/// How long a transaction waits for another connection's write lock.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// Failed groups remembered, so late waiters still learn of their failure.
+const FAILURES_KEPT: usize = 64;
+
+/// The connection and where its group transaction stands.
+pub(crate) struct State {
+    pub(crate) conn: Connection,
+    /// A group transaction is open.
+    open: bool,
+    /// The number of the open (or next) group.
+    group: u64,
+    /// Transactions released into the open group.
+    members: usize,
+}
+
+/// What has been committed: groups below `done` are finished; `failed` names those that failed.
+#[derive(Debug, Clone, Default)]
+struct Committed {
+    done: u64,
+    failed: VecDeque<(u64, String)>,
+}
+
+/// The writer: one connection behind a fair mutex, and the group-commit bookkeeping.
+pub(crate) struct Writer {
+    state: Arc<Mutex<State>>,
+    /// Transactions waiting for their turn; a committing transaction defers to them.
+    waiting: AtomicUsize,
+    committed: watch::Sender<Committed>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("waiting", &self.waiting.load(Ordering::Relaxed)).finish()
+    }
+}
+
+/// Counts a transaction as waiting until it has its turn (or is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Writer {
+    /// Opens the writer connection to a database file that migrations have already created.
+    pub(crate) fn open(path: &Path) -> Result<Writer> {
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        // No busy handler: it would sleep on the async runtime's thread. Only BEGIN IMMEDIATE
+        // can meet another connection's write lock, and it retries with async sleeps instead.
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -65536;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(256);
+        let state = State { conn, open: false, group: 0, members: 0 };
+        Ok(Writer {
+            state: Arc::new(Mutex::new(state)),
+            waiting: AtomicUsize::new(0),
+            committed: watch::channel(Committed::default()).0,
+        })
+    }
+
+    /// Waits for the connection, then starts a transaction (a savepoint in the group).
+    pub(crate) async fn begin(self: &Arc<Self>) -> Result<LiteTx> {
+        let mut state = {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&self.waiting);
+            self.state.clone().lock_owned().await
+        };
+        if !state.open {
+            begin_immediate(&mut state.conn).await?;
+            state.open = true;
+        }
+        if let Err(err) = state.conn.execute_batch("SAVEPOINT op") {
+            self.finish_turn(&mut state);
+            return Err(err.into());
+        }
+        Ok(LiteTx { writer: self.clone(), state: Some(state) })
+    }
+
+    /// Whether the transaction ending its turn should commit the group now: nobody is waiting
+    /// to join it, or it is full.
+    fn should_commit(&self, state: &State) -> bool {
+        self.waiting.load(Ordering::SeqCst) == 0 || state.members >= MAX_GROUP
+    }
+
+    /// Commits the open group and tells its members.
+    fn commit_group(&self, state: &mut State) -> Result<()> {
+        let group = state.group;
+        let result = state.conn.execute_batch("COMMIT");
+        if result.is_err() {
+            let _ = state.conn.execute_batch("ROLLBACK");
+        }
+        state.open = false;
+        state.members = 0;
+        state.group += 1;
+        self.committed.send_modify(|c| {
+            c.done = group + 1;
+            if let Err(err) = &result {
+                c.failed.push_back((group, err.to_string()));
+                if c.failed.len() > FAILURES_KEPT {
+                    c.failed.pop_front();
+                }
+            }
+        });
+        result.map_err(Error::from)
+    }
+
+    /// Ends a turn that released nothing into the group: commits the group if others are in it
+    /// and nobody follows, or rolls back an empty group so no write lock is held while idle.
+    fn finish_turn(&self, state: &mut State) {
+        if !state.open {
+            return;
+        }
+        if state.members == 0 {
+            let _ = state.conn.execute_batch("ROLLBACK");
+            state.open = false;
+        } else if self.should_commit(state) {
+            let _ = self.commit_group(state);
+        }
+    }
+
+    /// Waits until group `group` has committed; commits it if it is still open and nobody else
+    /// holds the turn to do so.
+    async fn wait_for(&self, group: u64) -> Result<()> {
+        let mut committed = self.committed.subscribe();
+        loop {
+            let finished = tokio::time::timeout(RECHECK, committed.wait_for(|c| c.done > group)).await;
+            if let Ok(Ok(c)) = finished {
+                return match c.failed.iter().find(|(g, _)| *g == group) {
+                    Some((_, err)) => Err(Error::Corrupt(format!("group commit failed: {err}"))),
+                    None => Ok(()),
+                };
+            }
+            if let Ok(mut state) = self.state.try_lock() {
+                if state.open && state.group == group {
+                    return self.commit_group(&mut state);
+                }
+            }
+        }
+    }
+}
+
+/// Takes SQLite's write lock, waiting (asynchronously) up to [`BUSY_WAIT`] while another
+/// connection, such as a second process on the same file, holds it.
+async fn begin_immediate(conn: &mut Connection) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+    loop {
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// A SQLite transaction: the writer's turn and a savepoint.
+pub(crate) struct LiteTx {
+    writer: Arc<Writer>,
+    state: Option<OwnedMutexGuard<State>>,
+}
+
+impl LiteTx {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.state.as_ref().expect("a live transaction holds the writer").conn
+    }
+
+    /// Releases the savepoint into the group, then commits the group or waits for it.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let mut state = self.state.take().expect("a live transaction holds the writer");
+        if let Err(err) = state.conn.execute_batch("RELEASE op") {
+            let _ = state.conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            self.writer.finish_turn(&mut state);
+            return Err(err.into());
+        }
+        state.members += 1;
+        if self.writer.should_commit(&state) {
+            return self.writer.commit_group(&mut state);
+        }
+        let group = state.group;
+        drop(state);
+        self.writer.wait_for(group).await
+    }
+}
+
+impl Drop for LiteTx {
+    /// A transaction dropped without committing undoes its own writes only.
+    fn drop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            let _ = state.conn.execute_batch("ROLLBACK TO op; RELEASE op");
+            self.writer.finish_turn(&mut state);
+        }
+    }
+}
