@@ -111,6 +111,14 @@ pub(crate) struct Transition<'e> {
     executions: std::collections::HashMap<String, ExecutionRow>,
     /// Queues that got jobs; pollers are woken after the commit.
     queues: Vec<String>,
+    /// The pipeline is share-locked (a PARALLEL transition), so each execution's row is locked
+    /// before it is first read.
+    shared: bool,
+    /// Executions this transition inserted or changed and has not written yet: an execution
+    /// often changes several times in one transition (leaves a stage, enters the next), and is
+    /// written once, by [`Transition::flush`], before the commit or a query by stage.
+    inserted: std::collections::BTreeSet<String>,
+    changed: std::collections::BTreeSet<String>,
 }
 
 pub(crate) fn data_of(text: &str) -> Map<String, Value> {
@@ -156,8 +164,24 @@ impl Engine {
 
     /// Opens a transition on `def`'s pipeline (locks it).
     pub(crate) async fn transition(&self, def: Definition) -> Result<Transition<'_>> {
+        self.open_transition(def, false).await
+    }
+
+    /// Opens a transition that shares the pipeline with other PARALLEL transitions when `def`
+    /// runs in PARALLEL mode (executions do not share stages then), and locks it otherwise.
+    pub(crate) async fn transition_for(&self, def: Definition) -> Result<Transition<'_>> {
+        let shared = def.mode == "PARALLEL";
+        self.open_transition(def, shared).await
+    }
+
+    async fn open_transition(&self, def: Definition, shared: bool) -> Result<Transition<'_>> {
         let mut tx = self.store().begin().await?;
-        if !rows::lock_pipeline(&mut tx, &def.name).await? {
+        let found = if shared {
+            rows::share_pipeline(&mut tx, &def.name, self.store().backend()).await?
+        } else {
+            rows::lock_pipeline(&mut tx, &def.name).await?
+        };
+        if !found {
             return Err(Error::PipelineNotFound(format!(
                 "Account does not have a pipeline with name '{}'",
                 def.name
@@ -174,6 +198,9 @@ impl Engine {
             work: VecDeque::new(),
             executions: std::collections::HashMap::new(),
             queues: Vec::new(),
+            shared,
+            inserted: Default::default(),
+            changed: Default::default(),
         })
     }
 
@@ -189,7 +216,13 @@ impl Engine {
         let def = self.definition(name, None).await?;
         let declared = resolve_variables(&def.declaration, variables)?;
         let version = def.version;
-        let mut t = self.transition(def).await?;
+        // A client token is looked up before the insert, which two shared transitions could
+        // both pass; those starts lock the pipeline.
+        let mut t = if client_token.is_some() {
+            self.transition(def).await?
+        } else {
+            self.transition_for(def).await?
+        };
         if let Some(token) = &client_token {
             let tenant = &t.engine.account().account_id;
             if let Some(existing) =
@@ -223,8 +256,7 @@ impl Engine {
             updated_at: t.now,
             finished_at: None,
         };
-        rows::insert_execution(&mut t.tx, &row).await?;
-        t.executions.insert(row.id.clone(), row.clone());
+        t.insert_execution(row);
         t.event(&id, &actor.arn, "StartPipelineExecution").await?;
         t.work.push_back(Work::Request { execution: id.clone(), stage: 0 });
         t.run().await?;
@@ -371,6 +403,7 @@ impl Transition<'_> {
     /// Commits, then wakes pollers of the queues that got jobs: in this process directly, in
     /// other processes on the same PostgreSQL database through the commit's announcements.
     pub(crate) async fn commit(mut self) -> Result<()> {
+        self.flush().await?;
         self.queues.sort();
         self.queues.dedup();
         let backend = self.engine.store().backend();
@@ -414,6 +447,9 @@ impl Transition<'_> {
         if let Some(row) = self.executions.get(id) {
             return Ok(row.clone());
         }
+        if self.shared {
+            rows::lock_execution(&mut self.tx, id).await?;
+        }
         let row = rows::execution_in(&mut self.tx, id)
             .await?
             .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))?;
@@ -421,10 +457,31 @@ impl Transition<'_> {
         Ok(row)
     }
 
-    /// Writes an execution's new state; the transition's later reads see it.
+    /// Records an execution's new state; the transition's later reads see it, and
+    /// [`Transition::flush`] writes it.
     pub(crate) async fn save_execution(&mut self, row: &ExecutionRow) -> Result<()> {
-        rows::update_execution(&mut self.tx, row).await?;
+        if !self.inserted.contains(&row.id) {
+            self.changed.insert(row.id.clone());
+        }
         self.executions.insert(row.id.clone(), row.clone());
+        Ok(())
+    }
+
+    /// A new execution, written by [`Transition::flush`].
+    pub(crate) fn insert_execution(&mut self, row: ExecutionRow) {
+        self.inserted.insert(row.id.clone());
+        self.executions.insert(row.id.clone(), row);
+    }
+
+    /// Writes the executions inserted or changed since the last flush. Queries that select
+    /// executions by their state run after it.
+    pub(crate) async fn flush(&mut self) -> Result<()> {
+        for id in std::mem::take(&mut self.inserted) {
+            rows::insert_execution(&mut self.tx, &self.executions[&id]).await?;
+        }
+        for id in std::mem::take(&mut self.changed) {
+            rows::update_execution(&mut self.tx, &self.executions[&id]).await?;
+        }
         Ok(())
     }
 
@@ -451,7 +508,10 @@ impl Transition<'_> {
     /// The stage lock rules of the execution mode.
     async fn request(&mut self, id: &str, stage: usize) -> Result<()> {
         let mut execution = self.execution(id).await?;
-        if execution.status != status::IN_PROGRESS {
+        // Only a waiting execution asks to enter a stage (an admit read before another
+        // transition let it in must not start the stage twice).
+        let waiting_here = execution.stage_state == WAITING && execution.stage_index == stage as i64;
+        if execution.status != status::IN_PROGRESS || !waiting_here {
             return Ok(());
         }
         let def = self.def_of(execution.definition_version).await?;
@@ -462,6 +522,7 @@ impl Transition<'_> {
         let (running, others_waiting) = if def.mode == "PARALLEL" {
             (Vec::new(), Vec::new())
         } else {
+            self.flush().await?;
             let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
             let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
             (running, waiting.into_iter().filter(|w| w.id != id).collect::<Vec<_>>())
@@ -505,20 +566,25 @@ impl Transition<'_> {
     ) -> Result<()> {
         let actions: Vec<ActionSpec> =
             def.spec.stages[stage].actions.iter().filter(|a| a.run_order == run_order).cloned().collect();
+        let mut finished = false;
         for action in actions {
-            self.start_action(execution, def, stage, &action).await?;
+            finished |= self.start_action(execution, def, stage, &action).await?;
         }
-        self.work.push_back(Work::StepDone { execution: execution.id.clone(), stage });
+        // A group whose actions all wait for a job or an approval cannot be done yet.
+        if finished {
+            self.work.push_back(Work::StepDone { execution: execution.id.clone(), stage });
+        }
         Ok(())
     }
 
+    /// Starts one action; true if it finished at once (an S3 source, or a configuration error).
     pub(crate) async fn start_action(
         &mut self,
         execution: &ExecutionRow,
         def: &Definition,
         stage: usize,
         action: &ActionSpec,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let step_id = uuid::Uuid::new_v4().to_string();
         let mut data = json!({
             "stage": def.spec.stages[stage].name,
@@ -552,7 +618,8 @@ impl Transition<'_> {
                 step.status = step_status::FAILED.into();
                 step.finished_at = Some(self.now);
                 step.data = data.to_string();
-                return Ok(rows::insert_step(&mut self.tx, &step).await?);
+                rows::insert_step(&mut self.tx, &step).await?;
+                return Ok(true);
             }
         }
         let id = &action.type_id;
@@ -609,7 +676,7 @@ impl Transition<'_> {
                 self.enqueue_job(def, execution, &step, action, None).await?;
             }
         }
-        Ok(())
+        Ok(step.status != step_status::IN_PROGRESS)
     }
 
     async fn input_locations(&mut self, execution: &ExecutionRow, action: &ActionSpec) -> Result<Vec<Value>> {
@@ -664,8 +731,10 @@ impl Transition<'_> {
         let (step_id, stage) = (step.id.as_str(), step.position as usize);
         let key = queue_key(&action.type_id, query.as_ref().map(|(n, v)| (n.as_str(), v.as_str())));
         let timeout = crate::pipeline_jobs::job_timeout(def, stage, &action.name);
+        let secrets = action_type.as_ref().is_none_or(|t| t.properties.iter().any(|p| p.secret));
+        let view = crate::pipeline_jobs::recorded_view(&step_data, &def.name, secrets);
         let data = json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version,
-                          "timeoutMillis": timeout});
+                          "timeoutMillis": timeout, "view": view});
         let job = NewJob {
             id: &uuid::Uuid::new_v4().to_string(),
             queue_key: &key,
@@ -774,8 +843,10 @@ impl Transition<'_> {
                 self.leave(execution, stage).await
             }
             (false, None) => {
-                self.work.push_back(Work::Admit { stage });
+                // The next stage first: admitting a waiter into this stage queries executions by
+                // stage, which writes this one, and by then it holds its next stage.
                 self.work.push_back(Work::Request { execution: id.to_string(), stage: stage + 1 });
+                self.work.push_back(Work::Admit { stage });
                 execution.stage_state = WAITING.into();
                 execution.stage_index = stage as i64 + 1;
                 execution.updated_at = self.now;
@@ -803,6 +874,7 @@ impl Transition<'_> {
 
     /// Lets the next waiting execution into a stage that was left.
     async fn admit(&mut self, stage: usize) -> Result<()> {
+        self.flush().await?;
         let waiting = rows::executions_at_stage(&mut self.tx, &self.name, stage as i64, WAITING).await?;
         let mode = match waiting.first() {
             Some(first) => self.def_of(first.definition_version).await?.mode,

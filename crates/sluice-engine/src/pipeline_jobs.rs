@@ -101,6 +101,69 @@ struct JobParts {
     secrets: crate::pipelines::Secrets,
 }
 
+/// Everything of a job's view but the job row itself.
+struct ViewInput {
+    type_id: ActionTypeId,
+    pipeline: String,
+    stage: String,
+    action: String,
+    configuration: BTreeMap<String, String>,
+    input_artifacts: Vec<ArtifactLocation>,
+    output_artifacts: Vec<ArtifactLocation>,
+    /// The action's job timeout (ms), which the job's credentials outlive by the dispatch lease.
+    timeout: i64,
+}
+
+impl ViewInput {
+    /// The view recorded on the job when it was queued ([`recorded_view`]); None for a job of an
+    /// action with secret configuration (its values are read from the sealed pipeline version
+    /// instead) or a job queued before views were recorded.
+    fn recorded(job: &JobRow) -> Option<ViewInput> {
+        let data: Value = serde_json::from_str(&job.data).ok()?;
+        let view = data.get("view")?;
+        if view.get("secrets").and_then(Value::as_bool) != Some(false) {
+            return None;
+        }
+        let text = |field: &str| view.get(field).and_then(Value::as_str).map(str::to_string);
+        let type_id = &view["actionTypeId"];
+        let part = |field: &str| type_id.get(field).and_then(Value::as_str);
+        Some(ViewInput {
+            type_id: ActionTypeId {
+                category: part("category")?.parse().ok()?,
+                owner: part("owner")?.parse().ok()?,
+                provider: part("provider")?.to_string(),
+                version: part("version")?.to_string(),
+            },
+            pipeline: text("pipeline")?,
+            stage: text("stage")?,
+            action: text("action")?,
+            configuration: serde_json::from_value(view.get("configuration")?.clone()).ok()?,
+            input_artifacts: locations(view.get("inputArtifacts")),
+            output_artifacts: locations(view.get("outputArtifacts")),
+            timeout: data.get("timeoutMillis").and_then(Value::as_i64)?,
+        })
+    }
+}
+
+/// The view of a job to record on it when it is queued: what a poll hands to workers, without
+/// secret values (`secrets` says whether the action has any, so a poll knows to read them).
+pub(crate) fn recorded_view(
+    step_data: &serde_json::Map<String, Value>,
+    pipeline: &str,
+    secrets: bool,
+) -> Value {
+    json!({
+        "pipeline": pipeline,
+        "stage": step_data.get("stage"),
+        "action": step_data.get("action"),
+        "actionTypeId": step_data.get("actionTypeId"),
+        "configuration": step_data.get("configuration"),
+        "inputArtifacts": step_data.get("inputArtifacts"),
+        "outputArtifacts": step_data.get("outputArtifacts"),
+        "secrets": secrets,
+    })
+}
+
 /// A pipeline job's execution and step ids.
 fn job_links(job: &JobRow) -> Result<(&str, &str)> {
     match (job.execution_id.as_deref(), job.step_id.as_deref()) {
@@ -165,8 +228,14 @@ impl Engine {
         let mut views = Vec::with_capacity(claimed.len());
         let mut keys = Vec::with_capacity(claimed.len());
         for job in claimed {
-            let parts = self.job_parts_in(&mut tx, &job).await?;
-            let (view, key) = self.job_view(job, parts, true)?;
+            let input = match ViewInput::recorded(&job) {
+                Some(input) => input,
+                None => {
+                    let parts = self.job_parts_in(&mut tx, &job).await?;
+                    self.view_input(&job, parts)?
+                }
+            };
+            let (view, key) = self.job_view(job, input, true)?;
             views.push(view);
             keys.extend(key);
         }
@@ -199,7 +268,8 @@ impl Engine {
         let job = self.job_row(id).await?;
         let live = !job.status.is_final();
         let parts = self.job_parts(&job).await?;
-        let (view, key) = self.job_view(job, parts, live)?;
+        let input = self.view_input(&job, parts)?;
+        let (view, key) = self.job_view(job, input, live)?;
         if let Some(key) = key {
             self.store().insert_access_key(&key).await?;
         }
@@ -231,17 +301,10 @@ impl Engine {
         Ok(JobParts { execution, step, def, secrets })
     }
 
-    /// A job as workers see it, and the key row of its new credentials (when asked for), which
-    /// the caller stores.
-    fn job_view(
-        &self,
-        job: JobRow,
-        parts: JobParts,
-        with_credentials: bool,
-    ) -> Result<(JobView, Option<AccessKeyRow>)> {
+    /// What a job's view is built from, out of the rows it belongs to (secret configuration
+    /// values included).
+    fn view_input(&self, job: &JobRow, parts: JobParts) -> Result<ViewInput> {
         let JobParts { execution, step, def, secrets } = parts;
-        let execution_id = execution.id.clone();
-        let step_id = step.id.clone();
         let data = step_data(&step.data);
         let stage = step.position as usize;
         let action = def.spec.stages[stage]
@@ -267,20 +330,35 @@ impl Engine {
             &crate::executions::data_of(&execution.data),
         )
         .unwrap_or(configuration);
-        let input_artifacts = locations(data.get("inputArtifacts"));
-        let output_artifacts = locations(data.get("outputArtifacts"));
+        Ok(ViewInput {
+            timeout: job_timeout(&def, stage, &action.name),
+            type_id: action.type_id.clone(),
+            pipeline: def.name.clone(),
+            stage: def.spec.stages[stage].name.clone(),
+            action: action.name.clone(),
+            configuration,
+            input_artifacts: locations(data.get("inputArtifacts")),
+            output_artifacts: locations(data.get("outputArtifacts")),
+        })
+    }
+
+    /// A job as workers see it, and the key row of its new credentials (when asked for), which
+    /// the caller stores.
+    fn job_view(
+        &self,
+        job: JobRow,
+        input: ViewInput,
+        with_credentials: bool,
+    ) -> Result<(JobView, Option<AccessKeyRow>)> {
+        let (execution_id, step_id) = job_links(&job)?;
+        let (execution_id, step_id) = (execution_id.to_string(), step_id.to_string());
         let credentials = if with_credentials {
-            let scope = JobScope {
-                read: input_artifacts
-                    .iter()
-                    .map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() })
-                    .collect(),
-                write: output_artifacts
-                    .iter()
-                    .map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() })
-                    .collect(),
+            let objects = |list: &[ArtifactLocation]| {
+                list.iter().map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() }).collect()
             };
-            let expires = self.now_millis() + job_timeout(&def, stage, &action.name) + DISPATCH_LEASE_MILLIS;
+            let scope =
+                JobScope { read: objects(&input.input_artifacts), write: objects(&input.output_artifacts) };
+            let expires = self.now_millis() + input.timeout + DISPATCH_LEASE_MILLIS;
             Some(self.job_credentials(&job.id, &scope, expires))
         } else {
             None
@@ -290,16 +368,16 @@ impl Engine {
             id: job.id,
             nonce: job.nonce,
             status: job.status,
-            action_type_id: action.type_id.clone(),
-            configuration,
-            pipeline_arn: self.account().pipeline_arn(&def.name),
-            pipeline_name: def.name.clone(),
+            action_type_id: input.type_id,
+            configuration: input.configuration,
+            pipeline_arn: self.account().pipeline_arn(&input.pipeline),
+            pipeline_name: input.pipeline,
             pipeline_execution_id: execution_id,
-            stage_name: def.spec.stages[stage].name.clone(),
-            action_name: action.name.clone(),
+            stage_name: input.stage,
+            action_name: input.action,
             action_execution_id: step_id,
-            input_artifacts,
-            output_artifacts,
+            input_artifacts: input.input_artifacts,
+            output_artifacts: input.output_artifacts,
             credentials,
             continuation_token: job.continuation_token,
         };
@@ -334,7 +412,9 @@ impl Engine {
             .await?
             .ok_or_else(|| job_not_found(id))?;
         let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
-        let mut t = self.transition(def).await?;
+        let mut t = self.transition_for(def).await?;
+        // Locks the execution first on a shared transition, so the job's row is read after it.
+        t.execution(&execution.id).await?;
         let job = rows::job_in(&mut t.tx, id).await?.ok_or_else(|| job_not_found(id))?;
         if job.status != JobStatus::InProgress {
             return Err(Error::InvalidJobState(format!(
@@ -349,7 +429,7 @@ impl Engine {
     pub async fn put_job_success(&self, id: &str, success: JobSuccess) -> Result<()> {
         let (mut t, job) = self.finishing(id).await?;
         let now = t.now;
-        jobs::finish(&mut t.tx, id, JobStatus::Succeeded, None, now).await?;
+        finish_job(&mut t, id, JobStatus::Succeeded, None).await?;
         let step_id = job.step_id.clone().unwrap_or_default();
         let mut step = rows::step_in(&mut t.tx, &step_id).await?.ok_or_else(|| job_not_found(id))?;
         let mut data = step_data(&step.data);
@@ -398,7 +478,7 @@ impl Engine {
     pub async fn put_job_failure(&self, id: &str, failure_type: &str, message: &str) -> Result<()> {
         let (mut t, job) = self.finishing(id).await?;
         let now = t.now;
-        jobs::finish(&mut t.tx, id, JobStatus::Failed, Some(message), now).await?;
+        finish_job(&mut t, id, JobStatus::Failed, Some(message)).await?;
         let step_id = job.step_id.clone().unwrap_or_default();
         fail_step(&mut t, &step_id, failure_type, message).await?;
         t.run().await?;
@@ -504,6 +584,15 @@ impl Engine {
         t.run().await?;
         t.commit().await
     }
+}
+
+/// Ends an in-progress job; refused if it is no longer in progress (the sweeper timed it out
+/// since it was read), and then nothing of the result is kept.
+async fn finish_job(t: &mut Transition<'_>, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
+    if !jobs::finish(&mut t.tx, id, status, error, t.now).await? {
+        return Err(Error::InvalidJobState(format!("Job {id} is no longer in progress")));
+    }
+    Ok(())
 }
 
 async fn fail_step(t: &mut Transition<'_>, step_id: &str, code: &str, message: &str) -> Result<()> {
