@@ -112,7 +112,10 @@ impl Engine {
         Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
     }
 
-    /// [`Engine::action_type`] inside a transition's transaction.
+    /// An action type for queueing a job, read inside a transition's transaction. A declared
+    /// type never changes (a new version is a new type), so a type once seen live is kept in
+    /// memory and later jobs read nothing; a deletion afterwards does not change how its jobs
+    /// are queued.
     pub(crate) async fn action_type_in(
         &self,
         tx: &mut sluice_store::Tx<'_>,
@@ -121,7 +124,25 @@ impl Engine {
         if let Some(builtin) = builtin_action_types().into_iter().find(|t| &t.id == id) {
             return Ok(Some(builtin));
         }
+        if let Some(known) = self.known_action_type(id) {
+            return Ok(Some(known));
+        }
         let stored = sluice_store::action_types::action_type_in(tx, id).await?;
-        Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
+        let found = stored.filter(|s| !s.deleted).map(|s| s.action_type);
+        if let Some(found) = &found {
+            self.remember_action_type(found);
+        }
+        Ok(found)
+    }
+}
+
+impl Engine {
+    fn known_action_type(&self, id: &ActionTypeId) -> Option<ActionType> {
+        self.seen_action_types.lock().expect("action type cache").get(id).cloned()
+    }
+
+    fn remember_action_type(&self, action_type: &ActionType) {
+        let mut seen = self.seen_action_types.lock().expect("action type cache");
+        seen.insert(action_type.id.clone(), action_type.clone());
     }
 }

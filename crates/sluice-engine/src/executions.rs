@@ -447,12 +447,12 @@ impl Transition<'_> {
         if let Some(row) = self.executions.get(id) {
             return Ok(row.clone());
         }
-        if self.shared {
-            rows::lock_execution(&mut self.tx, id).await?;
-        }
-        let row = rows::execution_in(&mut self.tx, id)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("execution {id} vanished")))?;
+        let row = if self.shared {
+            rows::lock_and_read_execution(&mut self.tx, id).await?
+        } else {
+            rows::execution_in(&mut self.tx, id).await?
+        };
+        let row = row.ok_or_else(|| Error::Internal(format!("execution {id} vanished")))?;
         self.executions.insert(id.to_string(), row.clone());
         Ok(row)
     }

@@ -406,6 +406,12 @@ impl Engine {
     /// Opens a transition for a job's pipeline and checks the job is in progress.
     async fn finishing(&self, id: &str) -> Result<(Transition<'_>, JobRow)> {
         let job = self.job_row(id).await?;
+        if job.status != JobStatus::InProgress {
+            return Err(Error::InvalidJobState(format!(
+                "Job {id} is {}; only an acknowledged (InProgress) job can report a result",
+                job.status
+            )));
+        }
         let execution = self
             .store()
             .execution(job.execution_id.as_deref().unwrap_or_default())
@@ -413,15 +419,9 @@ impl Engine {
             .ok_or_else(|| job_not_found(id))?;
         let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
         let mut t = self.transition_for(def).await?;
-        // Locks the execution first on a shared transition, so the job's row is read after it.
+        // Locks the execution on a shared transition. The job may have changed since it was read
+        // above: finishing it is a conditional update that refuses a job no longer in progress.
         t.execution(&execution.id).await?;
-        let job = rows::job_in(&mut t.tx, id).await?.ok_or_else(|| job_not_found(id))?;
-        if job.status != JobStatus::InProgress {
-            return Err(Error::InvalidJobState(format!(
-                "Job {id} is {}; only an acknowledged (InProgress) job can report a result",
-                job.status
-            )));
-        }
         Ok((t, job))
     }
 

@@ -23,12 +23,14 @@ pub async fn run(
     let router = http::router(app.clone());
     let sweeper = tokio::spawn(sweep(app.engine().clone()));
     let relay = tokio::spawn(relay(app.engine().clone()));
+    let vacuum = tokio::spawn(vacuum(app.engine().clone()));
     let settings =
         sluice_cloudforet::runner::RunnerSettings { plugin_timeout: app.plugin_timeout(), concurrency: 8 };
     let syncs = tokio::spawn(app.cloudforet().clone().run_syncs(settings));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     sweeper.abort();
     relay.abort();
+    vacuum.abort();
     syncs.abort();
     app.engine().store().close().await;
     Ok(())
@@ -43,6 +45,19 @@ async fn sweep(engine: sluice_engine::Engine) {
         tokio::time::sleep(SWEEP_EVERY).await;
         if let Err(err) = engine.sweep().await {
             tracing::warn!(error = %err, "sweeper pass failed");
+        }
+    }
+}
+
+/// How often the queue's tables are vacuumed (PostgreSQL only; see `Store::vacuum_queue`).
+const VACUUM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Vacuums the queue's tables until aborted; a failed pass is logged and retried.
+async fn vacuum(engine: sluice_engine::Engine) {
+    loop {
+        tokio::time::sleep(VACUUM_EVERY).await;
+        if let Err(err) = engine.store().vacuum_queue().await {
+            tracing::warn!(error = %err, "queue vacuum failed");
         }
     }
 }

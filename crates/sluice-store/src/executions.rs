@@ -167,6 +167,15 @@ pub async fn lock_execution(tx: &mut Tx<'_>, id: &str) -> Result<bool> {
     Ok(done == 1)
 }
 
+/// [`lock_execution`] and [`execution_in`] in one statement: the execution, locked; None if
+/// there is no such execution.
+pub async fn lock_and_read_execution(tx: &mut Tx<'_>, id: &str) -> Result<Option<ExecutionRow>> {
+    let sql =
+        format!("UPDATE executions SET updated_at = updated_at WHERE id = $1 RETURNING {EXECUTION_COLUMNS}");
+    let row = sql::query(&sql).bind(id).fetch_optional(tx).await?;
+    row.as_ref().map(decode_execution).transpose()
+}
+
 /// Every step of an execution inside a transition, in start order.
 pub async fn steps_in(tx: &mut Tx<'_>, execution_id: &str) -> Result<Vec<StepRow>> {
     let sql =

@@ -271,6 +271,19 @@ impl Store {
         .await
     }
 
+    /// Removes dead row versions of the queue's tables on PostgreSQL (nothing on SQLite, whose
+    /// b-trees drop an updated row's old entries at once). Every claim moves a job out of the
+    /// `Queued` range of the claim index, but the entry of its old version stays there, oldest
+    /// first, until VACUUM removes it; each claim walks past all of them, so claims slowed down
+    /// as a run grew (B1 on PostgreSQL: 358 jobs/s over 5,000 jobs, about 100 over 20,000).
+    /// SKIP_LOCKED: a replica already vacuuming makes this a no-op.
+    pub async fn vacuum_queue(&self) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            sql::query("VACUUM (SKIP_LOCKED) jobs, executions, steps").execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     /// In-progress jobs whose lease ran out become `TimedOut`; returns them.
     pub async fn time_out_expired(&self, now: i64) -> Result<Vec<JobRow>> {
         let sql = format!(

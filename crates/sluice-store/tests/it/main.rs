@@ -43,6 +43,7 @@ on_both_backends!(
     changes_append_events,
     reopening_applies_no_migration_twice,
     jobs_claim_acknowledge_finish,
+    queue_vacuum_leaves_jobs_claimable,
     expired_leases_requeue_or_time_out,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,

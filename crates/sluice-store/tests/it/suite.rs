@@ -144,6 +144,32 @@ pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
     }
 }
 
+/// The periodic vacuum of the queue's tables runs outside any transaction on both backends and
+/// leaves queued jobs claimable.
+pub async fn queue_vacuum_leaves_jobs_claimable(db: &TestDb) {
+    let mut tx = db.store.begin().await.unwrap();
+    for n in 0..3 {
+        let id = format!("vac-{n}");
+        let job = sluice_store::jobs::NewJob {
+            id: &id,
+            queue_key: "vacuum-q",
+            tenant: "t",
+            data: "{}",
+            execution_id: None,
+            step_id: None,
+            continuation_token: None,
+            at: n,
+        };
+        sluice_store::jobs::insert(&mut tx, &job).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let first = db.store.claim_jobs("vacuum-q", "t", 1, 100, 10).await.unwrap();
+    db.store.vacuum_queue().await.unwrap();
+    let rest = db.store.claim_jobs("vacuum-q", "t", 5, 100, 11).await.unwrap();
+    let ids: Vec<&str> = first.iter().chain(&rest).map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, vec!["vac-0", "vac-1", "vac-2"]);
+}
+
 pub async fn action_types_insert_list_delete(db: &TestDb) {
     let make = custom_type("Make", "1");
     let lint = custom_type("Lint", "2");
