@@ -57,17 +57,7 @@ impl SqliteReader {
 
     /// Runs `read` on an idle connection (opening one if none is idle) and puts it back.
     pub(crate) fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let idle = self.idle.lock().expect("reader pool lock").pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open()?,
-        };
-        let result = read(&conn).map_err(corrupt);
-        let mut idle = self.idle.lock().expect("reader pool lock");
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-        result
+        self.with_rows(|conn| read(conn).map_err(corrupt))
     }
 
     /// Runs `read` (statements through [`crate::sql`]) on an idle connection.
