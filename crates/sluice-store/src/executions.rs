@@ -1,6 +1,8 @@
 //! Executions and their steps (pipeline executions and action executions today). Transitions
 //! run inside one transaction the engine opens; [`lock_pipeline`] serialises the transitions of
-//! one pipeline on both backends (a write first, so SQLite takes its write lock at once).
+//! one pipeline on PostgreSQL, [`share_pipeline`] lets PARALLEL ones share it while each locks
+//! its execution ([`lock_and_read_execution`]). On SQLite one writer runs one transaction at a
+//! time, so these order nothing there.
 
 use crate::sql::{self, Row};
 
