@@ -177,6 +177,18 @@ impl Store {
         )
     }
 
+    /// The claim statement with its values bound.
+    fn claim_query(
+        &self,
+        queue_key: &str,
+        tenant: &str,
+        max: i64,
+        lease_until: i64,
+        now: i64,
+    ) -> sql::Query<'static> {
+        sql::query_owned(self.claim_sql()).bind(queue_key).bind(tenant).bind(max).bind(lease_until).bind(now)
+    }
+
     /// Claims up to `max` queued jobs of a queue, oldest first: each becomes `Dispatched` with a
     /// fresh nonce, `attempt + 1` and a lease until `lease_until`.
     pub async fn claim_jobs(
@@ -187,12 +199,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<JobRow>> {
-        let sql = self.claim_sql();
-        let rows = self
-            .write_returning(
-                sql::query(&sql).bind(queue_key).bind(tenant).bind(max).bind(lease_until).bind(now),
-            )
-            .await?;
+        let rows = self.write_returning(self.claim_query(queue_key, tenant, max, lease_until, now)).await?;
         sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
 
@@ -207,15 +214,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<JobRow>> {
-        let sql = self.claim_sql();
-        let rows = sql::query(&sql)
-            .bind(queue_key)
-            .bind(tenant)
-            .bind(max)
-            .bind(lease_until)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = self.claim_query(queue_key, tenant, max, lease_until, now).fetch_all(tx).await?;
         sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
 
