@@ -77,16 +77,8 @@ pub(crate) fn query_owned(sql: String) -> Query<'static> {
 pub(crate) enum On<'a, 'c: 'a> {
     Tx(&'a mut Tx<'c>),
     Pool(&'a AnyPool),
-    /// A pooled connection (outside any transaction).
-    Conn(&'a mut sqlx::AnyConnection),
     /// SQLite's same-thread read-only connections.
     Reader(&'a crate::sqlite_reader::SqliteReader),
-}
-
-impl<'a> From<&'a mut sqlx::AnyConnection> for On<'a, 'static> {
-    fn from(conn: &'a mut sqlx::AnyConnection) -> Self {
-        On::Conn(conn)
-    }
 }
 
 impl<'a, 'c> From<&'a mut Tx<'c>> for On<'a, 'c> {
@@ -123,7 +115,6 @@ impl<'q> Query<'q> {
     pub(crate) async fn execute<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> Result<u64> {
         match on.into() {
             On::Pool(pool) => Ok(self.sqlx().execute(pool).await?.rows_affected()),
-            On::Conn(conn) => Ok(self.sqlx().execute(conn).await?.rows_affected()),
             On::Reader(reader) => {
                 reader.with_rows(|conn| lite_run(conn, &self.sql, &self.args, &mut |_| Ok(())))
             }
@@ -142,7 +133,6 @@ impl<'q> Query<'q> {
     pub(crate) async fn fetch_all<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> Result<Vec<Row>> {
         match on.into() {
             On::Pool(pool) => Ok(self.sqlx().fetch_all(pool).await?.into_iter().map(Row::Any).collect()),
-            On::Conn(conn) => Ok(self.sqlx().fetch_all(conn).await?.into_iter().map(Row::Any).collect()),
             On::Reader(reader) => {
                 let mut rows = Vec::new();
                 reader.with_rows(|conn| {
