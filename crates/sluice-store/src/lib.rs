@@ -1,6 +1,9 @@
-//! Durable state for Sluice. One implementation over sqlx's `Any` driver serves both backends:
-//! SQLite (default, WAL, `synchronous=FULL`) and PostgreSQL. SQL text uses `$N` placeholders,
-//! which both drivers accept; each backend has its own migrations folder, embedded in the binary.
+//! Durable state for Sluice. One implementation serves both backends: SQLite (default, WAL,
+//! `synchronous=FULL`) and PostgreSQL. Every statement is written once with `$N` placeholders
+//! and runs through `sql`: on PostgreSQL with sqlx's `Any` driver, on SQLite with rusqlite on
+//! the calling thread (transactions on one writer connection with group commit, see
+//! `sqlite_writer`; other reads on `sqlite_reader`). Each backend has its own migrations folder,
+//! embedded in the binary.
 //!
 //! Modules by concern: [`keys`] (access keys), [`action_types`], [`pipelines`] (declarations and
 //! versions), [`tags`], [`events`] (the append-only history), [`documents`] (SSM Automation documents
