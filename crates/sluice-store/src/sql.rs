@@ -33,11 +33,6 @@ macro_rules! arg_from {
 arg_from!(Int:
     i64 => Some,
     Option<i64> => |v| v,
-    &i64 => |v| Some(*v),
-    &Option<i64> => |v| *v,
-    i32 => |v| Some(i64::from(v)),
-    u32 => |v| Some(i64::from(v)),
-    bool => |v| Some(i64::from(v)),
 );
 arg_from!(Text:
     &str => |v| Some(v.to_string()),
@@ -48,7 +43,6 @@ arg_from!(Text:
     &Option<String> => |v| v.clone(),
 );
 arg_from!(Blob:
-    &[u8] => |v| Some(v.to_vec()),
     Vec<u8> => Some,
     &Vec<u8> => |v| Some(v.clone()),
     Option<Vec<u8>> => |v| v,
