@@ -175,7 +175,7 @@ impl Engine {
             }
             let data = json!({"domain_id": job.domain_id, "job_id": job.job_id}).to_string();
             let run = NewJob {
-                id: &uuid::Uuid::new_v4().to_string(),
+                id: &crate::new_id(),
                 queue_key: SYNC_QUEUE,
                 tenant: SYNC_TENANT,
                 data: &data,

@@ -98,6 +98,9 @@ pub(crate) enum Work {
     Admit { stage: usize },
 }
 
+/// Jobs claimed in a transition for a waiting long poll of a queue.
+type Handed = (String, crate::handoff::Waiter, Vec<crate::pipeline_jobs::JobView>);
+
 /// One transition: a locked pipeline, a transaction and its queue of work.
 pub(crate) struct Transition<'e> {
     engine: &'e Engine,
@@ -109,8 +112,9 @@ pub(crate) struct Transition<'e> {
     pub(crate) work: VecDeque<Work>,
     /// Executions read or written in this transition, as last written.
     executions: std::collections::HashMap<String, ExecutionRow>,
-    /// Queues that got jobs; pollers are woken after the commit.
-    queues: Vec<String>,
+    /// Jobs this transition queued, with their queues: they are handed to waiting polls, or
+    /// their queues' polls are woken after the commit.
+    queued: Vec<(String, String)>,
     /// The pipeline is share-locked (a PARALLEL transition), so each execution's row is locked
     /// before it is first read.
     shared: bool,
@@ -197,7 +201,7 @@ impl Engine {
             now: self.now_millis(),
             work: VecDeque::new(),
             executions: std::collections::HashMap::new(),
-            queues: Vec::new(),
+            queued: Vec::new(),
             shared,
             inserted: Default::default(),
             changed: Default::default(),
@@ -231,7 +235,7 @@ impl Engine {
                 return Ok(existing.id);
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::new_id();
         let data = json!({
             "variables": declared,
             "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": actor.arn},
@@ -402,19 +406,60 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 impl Transition<'_> {
     /// Commits, then wakes pollers of the queues that got jobs: in this process directly, in
     /// other processes on the same PostgreSQL database through the commit's announcements.
+    /// Long polls waiting in this process are first handed the new jobs, claimed in this
+    /// transaction, and get them once it has committed ([`crate::handoff`]).
     pub(crate) async fn commit(mut self) -> Result<()> {
         self.flush().await?;
-        self.queues.sort();
-        self.queues.dedup();
+        let (handed, unclaimed) = self.hand_off_jobs().await?;
         let backend = self.engine.store().backend();
-        for queue in &self.queues {
+        for queue in &unclaimed {
             jobs::announce_in(&mut self.tx, backend, queue).await?;
         }
         self.tx.commit().await?;
-        for queue in &self.queues {
+        for queue in &unclaimed {
             self.engine.notify_queue(queue);
         }
+        for (queue, waiter, views) in handed {
+            if let Err(views) = waiter.deliver(views) {
+                // The change is committed; a job not put back now returns when its lease ends.
+                if let Err(err) = self.engine.release_jobs(&queue, &views).await {
+                    tracing::warn!(error = %err, queue, "putting back jobs of a poll that left failed");
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Claims this transition's new jobs for long polls of this process that wait for them.
+    /// Returns the claims with their polls, and the queues left with new jobs nobody was handed.
+    /// Only the transition's own jobs are handed out: older queued jobs were announced when
+    /// they were queued, so polls already know of them.
+    async fn hand_off_jobs(&mut self) -> Result<(Vec<Handed>, Vec<String>)> {
+        let mut by_queue = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (queue, id) in self.queued.drain(..) {
+            by_queue.entry(queue).or_default().push(id);
+        }
+        let tenant = self.engine.account().account_id.clone();
+        let (mut handed, mut unclaimed) = (Vec::new(), Vec::new());
+        for (queue, mut ids) in by_queue {
+            while !ids.is_empty() {
+                let Some(waiter) = self.engine.waiters.take(&tenant, &queue) else { break };
+                let take = usize::try_from(waiter.max).unwrap_or(1).clamp(1, ids.len());
+                let batch: Vec<String> = ids.drain(..take).collect();
+                let views = self.engine.claim_views_by_id_in(&mut self.tx, &batch).await?;
+                // A job not claimable here is left for polls to find (its queue is woken).
+                ids.extend(batch.into_iter().filter(|id| !views.iter().any(|v| &v.id == id)));
+                if views.is_empty() {
+                    self.engine.waiters.put_back(&tenant, &queue, waiter);
+                    break;
+                }
+                handed.push((queue.clone(), waiter, views));
+            }
+            if !ids.is_empty() {
+                unclaimed.push(queue);
+            }
+        }
+        Ok((handed, unclaimed))
     }
 
     /// The definition an execution runs.
@@ -585,7 +630,7 @@ impl Transition<'_> {
         stage: usize,
         action: &ActionSpec,
     ) -> Result<bool> {
-        let step_id = uuid::Uuid::new_v4().to_string();
+        let step_id = crate::new_id();
         let mut data = json!({
             "stage": def.spec.stages[stage].name,
             "action": action.name,
@@ -638,7 +683,7 @@ impl Transition<'_> {
                 step.data = data.to_string();
                 rows::insert_step(&mut self.tx, &step).await?;
                 let wait = NewWait {
-                    id: &uuid::Uuid::new_v4().to_string(),
+                    id: &crate::new_id(),
                     execution_id: &execution.id,
                     step_id: &step_id,
                     kind: "approval",
@@ -735,8 +780,9 @@ impl Transition<'_> {
         let view = crate::pipeline_jobs::recorded_view(&step_data, &def.name, secrets);
         let data = json!({"stage": stage, "action": action.name, "pipeline": def.name, "version": def.version,
                           "timeoutMillis": timeout, "view": view});
+        let id = crate::new_id();
         let job = NewJob {
-            id: &uuid::Uuid::new_v4().to_string(),
+            id: &id,
             queue_key: &key,
             tenant: &self.engine.account().account_id,
             data: &data.to_string(),
@@ -746,7 +792,7 @@ impl Transition<'_> {
             at: self.now,
         };
         jobs::insert(&mut self.tx, &job).await?;
-        self.queues.push(key);
+        self.queued.push((key, id));
         Ok(())
     }
 

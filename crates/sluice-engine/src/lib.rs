@@ -6,7 +6,7 @@
 //! principals), [`action_types`], [`pipelines`] (declarations, versions, secret properties),
 //! [`tags`], [`documents`] (SSM Automation documents and their versions), [`automation`] (runbook
 //! executions, their steps, signals and worker jobs), [`cloudforet`] (Cloudforet identity resources
-//! and collector jobs).
+//! and collector jobs). `handoff` gives jobs straight to long polls waiting in this process.
 
 pub mod action_types;
 pub mod artifacts;
@@ -14,6 +14,7 @@ pub mod automation;
 pub mod cloudforet;
 pub mod documents;
 pub mod executions;
+mod handoff;
 pub mod keys;
 pub mod pipeline_jobs;
 pub mod pipelines;
@@ -142,6 +143,13 @@ pub struct Principal {
     pub scope: Option<std::sync::Arc<keys::JobScope>>,
 }
 
+/// A new row id: a UUID ordered by creation time (version 7), so that rows created close together
+/// share the index pages a commit writes, rather than one random page per index and row. Ids
+/// that are secrets (tokens) stay random.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// Shared engine state; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -164,6 +172,8 @@ pub struct Engine {
     jobs_ready: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,
     >,
+    /// Long polls of this process waiting to be handed jobs by the transition that queues them.
+    waiters: std::sync::Arc<handoff::Waiters>,
 }
 
 impl Engine {
@@ -183,6 +193,7 @@ impl Engine {
             artifacts_dir,
             seen_action_types: Default::default(),
             jobs_ready: Default::default(),
+            waiters: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ use sluice_store::jobs::{self, AckOutcome, JobRow};
 use sluice_store::keys::AccessKeyRow;
 
 use crate::executions::{queue_key, step_status, Transition};
+use crate::handoff::Registration;
 use crate::keys::{JobScope, ObjectRef, TemporaryCredentials};
 use crate::{Engine, Error, Principal, Result};
 
@@ -178,7 +179,9 @@ fn step_data(text: &str) -> Value {
 
 impl Engine {
     /// Claims up to `max` queued jobs of an action type (and queryable value), waiting up to
-    /// `wait` for one to arrive. The claim and the jobs' credentials commit together.
+    /// `wait` for one to arrive. The claim and the jobs' credentials commit together. While it
+    /// waits, a transition of this process that queues a job on the queue claims it for this
+    /// poll in its own transaction ([`crate::handoff`]).
     pub async fn poll_jobs(
         &self,
         type_id: &ActionTypeId,
@@ -187,7 +190,28 @@ impl Engine {
         wait: Duration,
     ) -> Result<Vec<JobView>> {
         let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.until_claimed(&key, wait, || self.claim_views(&key, max)).await
+        let deadline = tokio::time::Instant::now() + wait;
+        let ready = self.jobs_ready(&key);
+        let mut registration = Registration::new(self, &key, max);
+        loop {
+            let notified = ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let claimed = self.claim_views(&key, max).await?;
+            if !claimed.is_empty() {
+                // Jobs handed over meanwhile go back to the queue when the registration drops.
+                return Ok(claimed);
+            }
+            tokio::select! {
+                handed = registration.handed(max) => if let Some(views) = handed {
+                    return Ok(views);
+                },
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(registration.close().unwrap_or_default());
+                }
+            }
+        }
     }
 
     /// Runs `claim` until it claims something or `wait` has passed, retrying whenever jobs are
@@ -216,22 +240,49 @@ impl Engine {
     /// One claim of up to `max` jobs of a queue, with their views and credentials, in one
     /// transaction: one commit per poll that finds work, none for one that does not.
     async fn claim_views(&self, key: &str, max: i64) -> Result<Vec<JobView>> {
-        let now = self.now_millis();
         let mut tx = self.store().begin().await?;
+        let views = self.claim_views_in(&mut tx, key, max).await?;
+        if !views.is_empty() {
+            tx.commit().await?;
+        }
+        Ok(views)
+    }
+
+    /// Claims up to `max` jobs of a queue inside `tx`, with their views and credentials.
+    async fn claim_views_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        key: &str,
+        max: i64,
+    ) -> Result<Vec<JobView>> {
+        let now = self.now_millis();
         let claimed = self
             .store()
-            .claim_jobs_in(&mut tx, key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
+            .claim_jobs_in(tx, key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
             .await?;
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
+        self.views_in(tx, claimed).await
+    }
+
+    /// Claims the given queued jobs inside `tx`, with their views and credentials.
+    pub(crate) async fn claim_views_by_id_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        ids: &[String],
+    ) -> Result<Vec<JobView>> {
+        let now = self.now_millis();
+        let claimed = self.store().claim_jobs_by_id_in(tx, ids, now + DISPATCH_LEASE_MILLIS, now).await?;
+        self.views_in(tx, claimed).await
+    }
+
+    /// The views of jobs just claimed in `tx`; their credentials are stored in `tx` too.
+    async fn views_in(&self, tx: &mut sluice_store::Tx<'_>, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
         let mut views = Vec::with_capacity(claimed.len());
         let mut keys = Vec::with_capacity(claimed.len());
         for job in claimed {
             let input = match ViewInput::recorded(&job) {
                 Some(input) => input,
                 None => {
-                    let parts = self.job_parts_in(&mut tx, &job).await?;
+                    let parts = self.job_parts_in(tx, &job).await?;
                     self.view_input(&job, parts)?
                 }
             };
@@ -239,9 +290,21 @@ impl Engine {
             views.push(view);
             keys.extend(key);
         }
-        sluice_store::keys::insert_keys_in(&mut tx, &keys).await?;
-        tx.commit().await?;
+        if !keys.is_empty() {
+            sluice_store::keys::insert_keys_in(tx, &keys).await?;
+        }
         Ok(views)
+    }
+
+    /// Jobs claimed for a long poll that stopped waiting before they reached it go back to the
+    /// queue as they were (no nonce, the attempt not counted), and the queue's polls wake.
+    pub(crate) async fn release_jobs(&self, key: &str, views: &[JobView]) -> Result<()> {
+        for view in views {
+            let nonce = view.nonce.as_deref().unwrap_or_default();
+            self.store().release_job(&view.id, nonce, self.now_millis()).await?;
+        }
+        self.notify_queue(key);
+        Ok(())
     }
 
     /// Wakes this process's long polls for jobs other processes queued on the same PostgreSQL

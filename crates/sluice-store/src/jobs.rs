@@ -161,16 +161,19 @@ impl Store {
         // SQLite has one writer, so the subquery's rows are still queued when the update runs;
         // re-checking the status there would make SQLite scan every queued job by its status
         // index instead of looking the claimed ids up by key (measured: 180-300 us a claim).
-        let (skip_locked, recheck) = match self.backend() {
-            Backend::Sqlite => ("", ""),
-            Backend::Postgres => ("FOR UPDATE SKIP LOCKED", "AND status = 'Queued'"),
+        // On PostgreSQL the picked ids are an array computed once: as `IN (subquery)` the
+        // planner may rescan the subquery per row, and each rescan with SKIP LOCKED picks
+        // further jobs (seen with the partial claim index: a claim of 2 took 3).
+        let (open, close, recheck) = match self.backend() {
+            Backend::Sqlite => ("IN (", ")", ""),
+            Backend::Postgres => ("= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))", "AND status = 'Queued'"),
         };
         format!(
             "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $4,
                  attempt = attempt + 1, updated_at = $5
-             WHERE id IN (SELECT id FROM jobs
+             WHERE id {open}SELECT id FROM jobs
                           WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
-                          ORDER BY created_at, id LIMIT $3 {skip_locked})
+                          ORDER BY created_at, id LIMIT $3{close}
                {recheck}
              RETURNING {COLUMNS}",
             nonce = self.random_nonce_sql()
@@ -215,6 +218,35 @@ impl Store {
         now: i64,
     ) -> Result<Vec<JobRow>> {
         let rows = self.claim_query(queue_key, tenant, max, lease_until, now).fetch_all(tx).await?;
+        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
+    }
+
+    /// Claims the given jobs inside `tx` where they are still queued, as [`Store::claim_jobs`]
+    /// does: a transition hands the jobs it queued to polls that wait for them.
+    pub async fn claim_jobs_by_id_in(
+        &self,
+        tx: &mut Tx<'_>,
+        ids: &[String],
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<JobRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let statement = format!(
+            "UPDATE jobs SET status = 'Dispatched', nonce = {nonce}, lease_until = $1,
+                 attempt = attempt + 1, updated_at = $2
+             WHERE id IN ({list}) AND status = 'Queued'
+             RETURNING {COLUMNS}",
+            nonce = self.random_nonce_sql(),
+            list = list.join(", ")
+        );
+        let mut query = sql::query_owned(statement).bind(lease_until).bind(now);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        let rows = query.fetch_all(tx).await?;
         sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
     }
 
@@ -265,6 +297,22 @@ impl Store {
                 "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL, updated_at = $1
                  WHERE status = 'Dispatched' AND lease_until < $1",
             )
+            .bind(now),
+        )
+        .await
+    }
+
+    /// Puts a dispatched job back in the queue as if the claim with `nonce` had not happened
+    /// (no nonce, the attempt not counted): the poll it was claimed for never got it.
+    pub async fn release_job(&self, id: &str, nonce: &str, now: i64) -> Result<u64> {
+        self.write(
+            sql::query(
+                "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL,
+                     attempt = attempt - 1, updated_at = $3
+                 WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
+            )
+            .bind(id)
+            .bind(nonce)
             .bind(now),
         )
         .await

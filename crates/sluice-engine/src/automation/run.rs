@@ -237,7 +237,7 @@ impl<'e> Run<'e> {
 
     /// Stores a new execution and queues its first step.
     pub(crate) async fn launch(&mut self, launch: Launch<'_>) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::new_id();
         let mut data = Map::new();
         data.insert("document".into(), json!(launch.content));
         data.insert("mode".into(), json!(if launch.interactive { "Interactive" } else { "Auto" }));
@@ -353,7 +353,7 @@ impl<'e> Run<'e> {
             data.insert("timeoutSeconds".into(), json!(timeout));
         }
         let mut row = StepRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::new_id(),
             execution_id: live.row.id.clone(),
             name: step.name.clone(),
             position: live.next_position(),
@@ -442,7 +442,7 @@ impl<'e> Run<'e> {
     }
 
     async fn wait(&mut self, live: &Live, row: &StepRow, kind: &str, due_at: Option<i64>) -> Result<()> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::new_id();
         let wait = NewWait {
             id: &id,
             execution_id: &live.row.id,
@@ -571,7 +571,7 @@ impl<'e> Run<'e> {
             StepAction::RunCommand => COMMAND_TIMEOUT_SECONDS,
             _ => SCRIPT_TIMEOUT_SECONDS,
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::new_id();
         let job = json!({
             "executionId": live.row.id,
             "stepId": row.id,

@@ -42,6 +42,13 @@ fn stage(name: &str, action: ActionDeclaration) -> StageDeclaration {
 
 /// Source → (Approve with a 5-minute timeout) → Build with a 5-minute job timeout.
 fn pipeline(name: &str, with_approval: bool) -> PipelineDeclaration {
+    pipeline_builder(name, with_approval).build().unwrap()
+}
+
+fn pipeline_builder(
+    name: &str,
+    with_approval: bool,
+) -> aws_sdk_codepipeline::types::builders::PipelineDeclarationBuilder {
     let source = ActionDeclaration::builder()
         .name("Src")
         .action_type_id(type_id(ActionCategory::Source, ActionOwner::Aws, "S3"))
@@ -73,7 +80,7 @@ fn pipeline(name: &str, with_approval: bool) -> PipelineDeclaration {
             .unwrap();
         builder = builder.stages(stage("Approve", approve));
     }
-    builder.stages(stage("Build", build)).build().unwrap()
+    builder.stages(stage("Build", build))
 }
 
 async fn status(client: &Client, pipeline: &str, id: &str) -> String {
@@ -141,6 +148,79 @@ async fn concurrent_starts_on_sqlite() {
 #[tokio::test]
 async fn concurrent_starts_on_postgres() {
     concurrent_starts_all_succeed(Db::Postgres).await;
+}
+
+/// Starts race with pollers that claim for themselves while transitions hand them jobs
+/// directly (some polls taking batches): every job reaches exactly one worker, and none is left
+/// claimed for a poll that had stopped looking (it would wait out its 60 s lease, past the
+/// test's time limit).
+async fn racing_polls_get_every_job_once(db: Db) {
+    const EXECUTIONS: usize = 200;
+    let server = TestServer::start(db).await;
+    let client = server.codepipeline();
+    prepare(&server, &client).await;
+    let parallel = pipeline_builder("race", false)
+        .pipeline_type(aws_sdk_codepipeline::types::PipelineType::V2)
+        .execution_mode(aws_sdk_codepipeline::types::ExecutionMode::Parallel)
+        .build()
+        .unwrap();
+    client.create_pipeline().pipeline(parallel).send().await.unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let mut tasks = Vec::new();
+    for producer in 0..4 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in (producer..EXECUTIONS).step_by(4) {
+                client.start_pipeline_execution().name("race").send().await.unwrap();
+            }
+        }));
+    }
+    for poller in 0..8 {
+        let (client, seen) = (client.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            while seen.lock().unwrap().len() < EXECUTIONS {
+                let batch = if poller % 3 == 0 { 3 } else { 1 };
+                let polled = client
+                    .poll_for_jobs()
+                    .action_type_id(build_type())
+                    .max_batch_size(batch)
+                    .send()
+                    .await
+                    .unwrap();
+                for job in polled.jobs() {
+                    let id = job.id().unwrap().to_string();
+                    assert!(seen.lock().unwrap().insert(id.clone()), "job {id} handed out twice");
+                    client.acknowledge_job().job_id(&id).nonce(job.nonce().unwrap()).send().await.unwrap();
+                    client.put_job_success_result().job_id(&id).send().await.unwrap();
+                }
+            }
+        }));
+    }
+    let all = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(45), all)
+        .await
+        .expect("every job handed out in time");
+    let listed =
+        client.list_pipeline_executions().pipeline_name("race").max_results(100).send().await.unwrap();
+    assert!(listed
+        .pipeline_execution_summaries()
+        .iter()
+        .all(|e| e.status().unwrap().as_str() == "Succeeded"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_polls_on_sqlite() {
+    racing_polls_get_every_job_once(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_polls_on_postgres() {
+    racing_polls_get_every_job_once(Db::Postgres).await;
 }
 
 /// A failed build stage retried through the SDK on PostgreSQL: the retry queues a new job and

@@ -45,6 +45,7 @@ on_both_backends!(
     jobs_claim_acknowledge_finish,
     queue_vacuum_leaves_jobs_claimable,
     expired_leases_requeue_or_time_out,
+    released_job_is_queued_as_before_its_claim,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
     job_keys_expire_with_their_job,

@@ -405,6 +405,33 @@ pub async fn expired_leases_requeue_or_time_out(db: &TestDb) {
     assert_eq!(db.store.job("a").await.unwrap().unwrap().status, JobStatus::Dispatched);
 }
 
+/// A job claimed for a poll that never got it goes back as it was before the claim; a release
+/// with another nonce, or of a job since acknowledged, changes nothing.
+pub async fn released_job_is_queued_as_before_its_claim(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::AckOutcome;
+    enqueue(db, &[new_job("a", "q", "t", 1), new_job("b", "q", "t", 2)]).await;
+    let claimed = db.store.claim_jobs("q", "t", 2, 1_000, 10).await.unwrap();
+    let (a_nonce, b_nonce) = (claimed[0].nonce.clone().unwrap(), claimed[1].nonce.clone().unwrap());
+    assert_eq!(db.store.acknowledge_job("b", &b_nonce, 2_000, 11).await.unwrap(), AckOutcome::Acknowledged);
+
+    assert_eq!(db.store.release_job("a", "other", 12).await.unwrap(), 0, "another claim's nonce");
+    assert_eq!(db.store.release_job("b", &b_nonce, 12).await.unwrap(), 0, "acknowledged already");
+    assert_eq!(db.store.release_job("a", &a_nonce, 12).await.unwrap(), 1);
+    let released = db.store.job("a").await.unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.nonce, released.lease_until, released.attempt),
+        (JobStatus::Queued, None, None, 0)
+    );
+    assert_eq!(db.store.job("b").await.unwrap().unwrap().status, JobStatus::InProgress);
+    assert_eq!(
+        db.store.acknowledge_job("a", &a_nonce, 3_000, 13).await.unwrap(),
+        AckOutcome::NotDispatched(JobStatus::Queued)
+    );
+    let again = db.store.claim_jobs("q", "t", 5, 4_000, 14).await.unwrap();
+    assert_eq!(again.iter().map(|j| (j.id.as_str(), j.attempt)).collect::<Vec<_>>(), [("a", 1)]);
+}
+
 /// Two stores on one database (as two server processes) and four pollers each claim batches
 /// concurrently: every job is handed out exactly once.
 pub async fn concurrent_claims_hand_out_each_job_once(db: &TestDb) {
