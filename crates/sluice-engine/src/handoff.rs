@@ -80,22 +80,23 @@ pub(crate) struct Registration {
     receiver: oneshot::Receiver<Vec<JobView>>,
     engine: Engine,
     queue: String,
+    max: i64,
 }
 
 impl Registration {
     pub fn new(engine: &Engine, queue: &str, max: i64) -> Self {
         let receiver = engine.waiters.register(&engine.account().account_id, queue, max);
-        Registration { receiver, engine: engine.clone(), queue: queue.to_string() }
+        Registration { receiver, engine: engine.clone(), queue: queue.to_string(), max }
     }
 
     /// Waits for jobs; None if the transition that took the registration failed, in which
     /// case the poll is registered again.
-    pub async fn handed(&mut self, max: i64) -> Option<Vec<JobView>> {
+    pub async fn handed(&mut self) -> Option<Vec<JobView>> {
         match (&mut self.receiver).await {
             Ok(views) => Some(views),
             Err(_) => {
                 let tenant = &self.engine.account().account_id;
-                self.receiver = self.engine.waiters.register(tenant, &self.queue, max);
+                self.receiver = self.engine.waiters.register(tenant, &self.queue, self.max);
                 None
             }
         }

@@ -203,7 +203,7 @@ impl Engine {
                 return Ok(claimed);
             }
             tokio::select! {
-                handed = registration.handed(max) => if let Some(views) = handed {
+                handed = registration.handed() => if let Some(views) = handed {
                     return Ok(views);
                 },
                 _ = &mut notified => {}
