@@ -34,7 +34,7 @@ pub async fn verify(
         return Err(AuthFailure::WrongRegion { expected: region.clone(), got: auth.region });
     }
     let key = engine
-        .key_for_verification(&auth.access_key_id)
+        .key_for_verification(&auth.access_key_id, auth.security_token.as_deref())
         .await
         .map_err(AuthFailure::Engine)?
         .ok_or(AuthFailure::UnknownKey)?;

@@ -3,6 +3,8 @@
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use sluice_core::job::JobStatus;
+use sluice_store::jobs::JobRow;
 use sluice_store::keys::{AccessKeyRow, KeyKind};
 
 use crate::{Engine, Error, Principal, Result};
@@ -58,15 +60,14 @@ impl JobScope {
         Self::contains(&self.write, bucket, key)
     }
 
-    fn to_json(&self) -> String {
+    fn to_value(&self) -> serde_json::Value {
         let list = |objects: &[ObjectRef]| {
             objects.iter().map(|o| serde_json::json!([o.bucket, o.key])).collect::<Vec<_>>()
         };
-        serde_json::json!({"read": list(&self.read), "write": list(&self.write)}).to_string()
+        serde_json::json!({"read": list(&self.read), "write": list(&self.write)})
     }
 
-    fn from_json(text: &str) -> Option<JobScope> {
-        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    fn from_value(value: &serde_json::Value) -> Option<JobScope> {
         let list = |name: &str| -> Option<Vec<ObjectRef>> {
             value
                 .get(name)?
@@ -81,6 +82,11 @@ impl JobScope {
                 .collect()
         };
         Some(JobScope { read: list("read")?, write: list("write")? })
+    }
+
+    /// The scope of a job key stored before job credentials were derived from their token.
+    fn from_json(text: &str) -> Option<JobScope> {
+        Self::from_value(&serde_json::from_str(text).ok()?)
     }
 }
 
@@ -100,6 +106,59 @@ impl std::fmt::Debug for TemporaryCredentials {
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// What a job's session token carries, sealed under the master key so that a worker can neither
+/// read nor alter it. The credentials are derived from it, so nothing is stored per job: a claim
+/// writes no key rows and a finished job needs no revocation (its status ends the grant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JobGrant {
+    access_key_id: String,
+    job_id: String,
+    nonce: String,
+    expires_at: i64,
+    scope: JobScope,
+}
+
+impl JobGrant {
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "k": self.access_key_id,
+            "j": self.job_id,
+            "n": self.nonce,
+            "e": self.expires_at,
+            "s": self.scope.to_value(),
+        })
+        .to_string()
+    }
+
+    /// Whether the credentials of this grant may be used at `now`: before their expiry, while
+    /// their job (of `tenant`) is handed out under the grant's nonce. A job back in the queue,
+    /// claimed again (a new nonce) or finished ends every grant made for it.
+    fn holds(&self, job: Option<&JobRow>, tenant: &str, now: i64) -> bool {
+        self.expires_at > now
+            && job.is_some_and(|job| {
+                handed_out(job, tenant) && job.nonce.as_deref() == Some(self.nonce.as_str())
+            })
+    }
+
+    /// The grant a session token carries; None for a token this server did not seal.
+    fn open(secrets: &crate::secrets::SecretBox, token: &str) -> Option<JobGrant> {
+        let value: serde_json::Value = serde_json::from_str(&secrets.open_token(token)?).ok()?;
+        let text = |field: &str| value.get(field)?.as_str().map(str::to_string);
+        Some(JobGrant {
+            access_key_id: text("k")?,
+            job_id: text("j")?,
+            nonce: text("n")?,
+            expires_at: value.get("e")?.as_i64()?,
+            scope: JobScope::from_value(value.get("s")?)?,
+        })
+    }
+}
+
+/// Whether a job of `tenant` is claimed by a worker and not finished.
+fn handed_out(job: &JobRow, tenant: &str) -> bool {
+    matches!(job.status, JobStatus::Dispatched | JobStatus::InProgress) && job.tenant == tenant
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -191,61 +250,54 @@ impl Engine {
         Ok(credentials)
     }
 
-    /// Mints temporary credentials for a job's worker: they may read `scope.read` and write
-    /// `scope.write` on the artifact endpoint, nothing else, until `expires_at` or until
-    /// [`Engine::revoke_job_credentials`].
-    pub async fn mint_job_credentials(
+    /// Temporary credentials for the worker of a job claimed under `nonce`: they may read
+    /// `scope.read` and write `scope.write` on the artifact endpoint, nothing else, until
+    /// `expires_at` and only while the job stays claimed under that nonce (see [`JobGrant`]).
+    /// Nothing is stored: the session token carries the grant, sealed.
+    pub fn job_credentials(
         &self,
         job_id: &str,
+        nonce: &str,
         scope: &JobScope,
         expires_at: i64,
-    ) -> Result<TemporaryCredentials> {
-        let (credentials, row) = self.job_credentials(job_id, scope, expires_at);
-        self.store.insert_access_key(&row).await?;
-        Ok(credentials)
-    }
-
-    /// New credentials for a job and the key row that makes them valid once stored.
-    pub(crate) fn job_credentials(
-        &self,
-        job_id: &str,
-        scope: &JobScope,
-        expires_at: i64,
-    ) -> (TemporaryCredentials, AccessKeyRow) {
-        let id: String = random_text(16).to_ascii_uppercase();
-        let credentials = TemporaryCredentials {
-            access_key_id: format!("ASIA{id}"),
-            secret_access_key: random_text(40),
-            session_token: random_text(96),
+    ) -> TemporaryCredentials {
+        let grant = JobGrant {
+            access_key_id: format!("ASIA{}", random_text(16).to_ascii_uppercase()),
+            job_id: job_id.to_string(),
+            nonce: nonce.to_string(),
             expires_at,
+            scope: scope.clone(),
         };
-        let row = AccessKeyRow {
-            access_key_id: credentials.access_key_id.clone(),
-            secret_enc: self.secrets.seal(credentials.secret_access_key.as_bytes()),
-            principal_arn: format!(
-                "arn:aws:sts::{}:assumed-role/sluice-job/{job_id}",
-                self.account.account_id
-            ),
-            name: job_id.to_string(),
-            kind: KeyKind::Job,
-            expires_at: Some(expires_at),
-            created_at: self.now_millis(),
-            session_token_hash: Some(sha256_hex(&credentials.session_token)),
-            job_id: Some(job_id.to_string()),
-            scope: Some(scope.to_json()),
-        };
-        (credentials, row)
+        let session_token = self.secrets.seal_token(&grant.to_json());
+        TemporaryCredentials {
+            secret_access_key: self.job_secret(&session_token),
+            access_key_id: grant.access_key_id,
+            session_token,
+            expires_at,
+        }
     }
 
-    /// Ends a job's temporary credentials now.
-    pub async fn revoke_job_credentials(&self, job_id: &str) -> Result<()> {
-        self.store.expire_job_keys(job_id, self.now_millis()).await?;
-        Ok(())
+    /// The secret of a job's credentials: a MAC of its session token, so it need not be stored.
+    fn job_secret(&self, session_token: &str) -> String {
+        let mut data = b"sluice job secret v1\0".to_vec();
+        data.extend_from_slice(session_token.as_bytes());
+        hex::encode(&self.secrets.token_mac(&data)[..20])
     }
 
-    /// The principal and plain secret of a key, if it exists and has not expired. Job keys are
-    /// read from the store every time, so revoking them takes effect at once.
-    pub async fn key_for_verification(&self, access_key_id: &str) -> Result<Option<KeyForVerification>> {
+    /// The principal and plain secret of a key, if it exists and has not expired. Job
+    /// credentials are checked against their job every time, so they end with it.
+    pub async fn key_for_verification(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Option<KeyForVerification>> {
+        let grant = session_token.and_then(|token| Some((JobGrant::open(&self.secrets, token)?, token)));
+        if let Some((grant, token)) = grant {
+            if grant.access_key_id != access_key_id {
+                return Ok(None);
+            }
+            return self.granted_key(grant, token).await;
+        }
         let now = self.now_millis();
         if let Some(key) = self.key_cache.get(access_key_id, now) {
             return Ok(Some(key));
@@ -254,6 +306,9 @@ impl Engine {
             return Ok(None);
         };
         if row.expires_at.is_some_and(|at| at <= now) {
+            return Ok(None);
+        }
+        if row.kind == KeyKind::Job && !self.stored_job_key_holds(row.job_id.as_deref()).await? {
             return Ok(None);
         }
         let secret = self
@@ -281,6 +336,34 @@ impl Engine {
             self.key_cache.put(access_key_id, key.clone(), now);
         }
         Ok(Some(key))
+    }
+
+    /// The key a job grant stands for, while the grant holds ([`JobGrant::holds`]).
+    async fn granted_key(&self, grant: JobGrant, session_token: &str) -> Result<Option<KeyForVerification>> {
+        let job = self.store.job(&grant.job_id).await?;
+        if !grant.holds(job.as_ref(), &self.account.account_id, self.now_millis()) {
+            return Ok(None);
+        }
+        Ok(Some(KeyForVerification {
+            principal: Principal {
+                arn: self.job_principal_arn(&grant.job_id),
+                is_root: false,
+                scope: Some(std::sync::Arc::new(grant.scope)),
+            },
+            secret_access_key: self.job_secret(session_token),
+            expires_at: Some(grant.expires_at),
+            session_token_hash: Some(sha256_hex(session_token)),
+        }))
+    }
+
+    /// Whether the job a stored job key was minted for is still handed out.
+    async fn stored_job_key_holds(&self, job_id: Option<&str>) -> Result<bool> {
+        let Some(job) = self.store.job(job_id.unwrap_or_default()).await? else { return Ok(false) };
+        Ok(handed_out(&job, &self.account.account_id))
+    }
+
+    fn job_principal_arn(&self, job_id: &str) -> String {
+        format!("arn:aws:sts::{}:assumed-role/sluice-job/{job_id}", self.account.account_id)
     }
 
     fn key_row(&self, credentials: &Credentials, arn: String, name: &str, kind: KeyKind) -> AccessKeyRow {
@@ -320,12 +403,74 @@ mod tests {
         let object = |bucket: &str, key: &str| ObjectRef { bucket: bucket.into(), key: key.into() };
         let scope =
             JobScope { read: vec![object("b", "in/a.zip")], write: vec![object("b", "out/\"x\".zip")] };
-        assert_eq!(JobScope::from_json(&scope.to_json()), Some(scope.clone()));
+        assert_eq!(JobScope::from_value(&scope.to_value()), Some(scope.clone()));
         assert!(scope.may_read("b", "in/a.zip"));
         assert!(!scope.may_read("b", "in/a.zip2") && !scope.may_read("c", "in/a.zip"));
         assert!(!scope.may_write("b", "in/a.zip"));
         assert!(scope.may_write("b", "out/\"x\".zip"));
         assert_eq!(JobScope::from_json("{\"read\":[1]}"), None);
+        assert_eq!(
+            JobScope::from_json("{\"read\":[[\"b\",\"k\"]],\"write\":[]}"),
+            Some(JobScope { read: vec![object("b", "k")], write: vec![] })
+        );
+    }
+
+    #[test]
+    fn job_grants_open_only_under_their_own_key() {
+        let secrets = crate::secrets::SecretBox::new(&crate::secrets::SecretBox::generate_key());
+        let grant = JobGrant {
+            access_key_id: "ASIAEXAMPLE".into(),
+            job_id: "job-1".into(),
+            nonce: "n-1".into(),
+            expires_at: 42,
+            scope: JobScope {
+                read: vec![],
+                write: vec![ObjectRef { bucket: "b".into(), key: "out/x".into() }],
+            },
+        };
+        let token = secrets.seal_token(&grant.to_json());
+        assert_eq!(JobGrant::open(&secrets, &token), Some(grant.clone()));
+        let other = crate::secrets::SecretBox::new(&crate::secrets::SecretBox::generate_key());
+        assert_eq!(JobGrant::open(&other, &token), None, "sealed under another master key");
+        assert_eq!(JobGrant::open(&secrets, "not-a-token"), None);
+        assert_eq!(JobGrant::open(&secrets, &secrets.seal_token("{\"k\":\"ASIA\"}")), None, "incomplete");
+    }
+
+    #[test]
+    fn a_grant_holds_while_its_job_is_handed_out_under_its_nonce() {
+        let grant = JobGrant {
+            access_key_id: "ASIAEXAMPLE".into(),
+            job_id: "job-1".into(),
+            nonce: "n-1".into(),
+            expires_at: 1_000,
+            scope: JobScope::default(),
+        };
+        let job = |status: JobStatus, nonce: Option<&str>, tenant: &str| JobRow {
+            id: "job-1".into(),
+            queue_key: "q".into(),
+            tenant: tenant.into(),
+            status,
+            nonce: nonce.map(str::to_string),
+            lease_until: None,
+            attempt: 1,
+            continuation_token: None,
+            data: "{}".into(),
+            execution_id: None,
+            step_id: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let holds = |row: JobRow, now: i64| grant.holds(Some(&row), "111", now);
+        assert!(holds(job(JobStatus::Dispatched, Some("n-1"), "111"), 999));
+        assert!(holds(job(JobStatus::InProgress, Some("n-1"), "111"), 999));
+        assert!(!holds(job(JobStatus::InProgress, Some("n-1"), "111"), 1_000), "expired");
+        assert!(!holds(job(JobStatus::Dispatched, Some("n-2"), "111"), 999), "claimed again");
+        assert!(!holds(job(JobStatus::Queued, None, "111"), 999), "back in the queue");
+        assert!(!holds(job(JobStatus::Succeeded, Some("n-1"), "111"), 999), "finished");
+        assert!(!holds(job(JobStatus::Failed, Some("n-1"), "111"), 999), "abandoned");
+        assert!(!holds(job(JobStatus::InProgress, Some("n-1"), "222"), 999), "another account's job");
+        assert!(!grant.holds(None, "111", 999), "no such job");
     }
 
     #[test]

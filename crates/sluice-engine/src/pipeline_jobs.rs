@@ -10,7 +10,6 @@ use sluice_core::action_type::ActionTypeId;
 use sluice_core::job::JobStatus;
 use sluice_store::executions as rows;
 use sluice_store::jobs::{self, AckOutcome, JobRow};
-use sluice_store::keys::AccessKeyRow;
 
 use crate::executions::{queue_key, step_status, Transition};
 use crate::handoff::Registration;
@@ -274,10 +273,9 @@ impl Engine {
         self.views_in(tx, claimed).await
     }
 
-    /// The views of jobs just claimed in `tx`; their credentials are stored in `tx` too.
+    /// The views of jobs just claimed in `tx`, with their credentials.
     async fn views_in(&self, tx: &mut sluice_store::Tx<'_>, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
         let mut views = Vec::with_capacity(claimed.len());
-        let mut keys = Vec::with_capacity(claimed.len());
         for job in claimed {
             let input = match ViewInput::recorded(&job) {
                 Some(input) => input,
@@ -286,12 +284,7 @@ impl Engine {
                     self.view_input(&job, parts)?
                 }
             };
-            let (view, key) = self.job_view(job, input, true)?;
-            views.push(view);
-            keys.extend(key);
-        }
-        if !keys.is_empty() {
-            sluice_store::keys::insert_keys_in(tx, &keys).await?;
+            views.push(self.job_view(job, input)?);
         }
         Ok(views)
     }
@@ -326,17 +319,12 @@ impl Engine {
         Ok(job)
     }
 
-    /// GetJobDetails: the job with fresh artifact credentials while it is not finished.
+    /// GetJobDetails: the job, with fresh artifact credentials while it is handed out.
     pub async fn job_details(&self, id: &str) -> Result<JobView> {
         let job = self.job_row(id).await?;
-        let live = !job.status.is_final();
         let parts = self.job_parts(&job).await?;
         let input = self.view_input(&job, parts)?;
-        let (view, key) = self.job_view(job, input, live)?;
-        if let Some(key) = key {
-            self.store().insert_access_key(&key).await?;
-        }
-        Ok(view)
+        self.job_view(job, input)
     }
 
     /// What a job's view is built from, read outside any transaction.
@@ -405,29 +393,22 @@ impl Engine {
         })
     }
 
-    /// A job as workers see it, and the key row of its new credentials (when asked for), which
-    /// the caller stores.
-    fn job_view(
-        &self,
-        job: JobRow,
-        input: ViewInput,
-        with_credentials: bool,
-    ) -> Result<(JobView, Option<AccessKeyRow>)> {
+    /// A job as workers see it, with artifact credentials while it is handed out (claimed and
+    /// not finished): they hold while it stays so under its present nonce.
+    fn job_view(&self, job: JobRow, input: ViewInput) -> Result<JobView> {
         let (execution_id, step_id) = job_links(&job)?;
         let (execution_id, step_id) = (execution_id.to_string(), step_id.to_string());
-        let credentials = if with_credentials {
+        let handed_out = matches!(job.status, JobStatus::Dispatched | JobStatus::InProgress);
+        let credentials = job.nonce.as_deref().filter(|_| handed_out).map(|nonce| {
             let objects = |list: &[ArtifactLocation]| {
                 list.iter().map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() }).collect()
             };
             let scope =
                 JobScope { read: objects(&input.input_artifacts), write: objects(&input.output_artifacts) };
             let expires = self.now_millis() + input.timeout + DISPATCH_LEASE_MILLIS;
-            Some(self.job_credentials(&job.id, &scope, expires))
-        } else {
-            None
-        };
-        let (credentials, key) = credentials.unzip();
-        let view = JobView {
+            self.job_credentials(&job.id, nonce, &scope, expires)
+        });
+        Ok(JobView {
             id: job.id,
             nonce: job.nonce,
             status: job.status,
@@ -443,8 +424,7 @@ impl Engine {
             output_artifacts: input.output_artifacts,
             credentials,
             continuation_token: job.continuation_token,
-        };
-        Ok((view, key))
+        })
     }
 
     /// AcknowledgeJob: the job's status after the acknowledgement.
@@ -533,19 +513,16 @@ impl Engine {
             t.step_done(&step);
             t.run().await?;
         }
-        sluice_store::keys::expire_job_keys_in(&mut t.tx, id, now).await?;
         t.commit().await
     }
 
     /// PutJobFailureResult.
     pub async fn put_job_failure(&self, id: &str, failure_type: &str, message: &str) -> Result<()> {
         let (mut t, job) = self.finishing(id).await?;
-        let now = t.now;
         finish_job(&mut t, id, JobStatus::Failed, Some(message)).await?;
         let step_id = job.step_id.clone().unwrap_or_default();
         fail_step(&mut t, &step_id, failure_type, message).await?;
         t.run().await?;
-        sluice_store::keys::expire_job_keys_in(&mut t.tx, id, now).await?;
         t.commit().await
     }
 
@@ -622,7 +599,6 @@ impl Engine {
                 "The job was not finished before its timeout",
             )
             .await?;
-            self.revoke_job_credentials(&job.id).await?;
         }
         for (execution, step_id) in self.store().due_waits("approval", now, 100).await? {
             changed += 1;

@@ -3,7 +3,7 @@
 
 use crate::sql;
 
-use crate::{Result, Store, Tx};
+use crate::{Result, Store};
 
 /// What kind of principal a key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,21 +92,6 @@ impl Store {
         Ok(row.try_get::<i64>(0)? > 0)
     }
 
-    /// Ends every live key of a job at `at`; returns how many.
-    pub async fn expire_job_keys(&self, job_id: &str, at: i64) -> Result<u64> {
-        self.write(sql::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at)).await
-    }
-
-    /// Inserts several keys in one transaction (the credentials of one poll's jobs).
-    pub async fn insert_access_keys(&self, keys: &[AccessKeyRow]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        insert_keys_in(&mut tx, keys).await?;
-        tx.commit().await
-    }
-
     /// Whether any root key is stored.
     pub async fn has_key_of_kind_root(&self) -> Result<bool> {
         let row = sql::query("SELECT COUNT(*) FROM access_keys WHERE kind = 'root'")
@@ -116,42 +101,13 @@ impl Store {
     }
 }
 
-/// Inserts keys inside `tx` (the credentials of the jobs a poll claims in the same transaction).
-pub async fn insert_keys_in(tx: &mut crate::Tx<'_>, keys: &[AccessKeyRow]) -> Result<()> {
-    for chunk in keys.chunks(KEYS_PER_INSERT) {
-        insert_keys_query(chunk).execute(&mut *tx).await?;
-    }
-    Ok(())
-}
-
-/// Rows per multi-row insert (10 values each, far below either backend's parameter limit).
-const KEYS_PER_INSERT: usize = 50;
-
-/// One INSERT of several keys (a batched poll's credentials).
-fn insert_keys_query(keys: &[AccessKeyRow]) -> sql::Query<'static> {
-    let rows: Vec<String> = (0..keys.len())
-        .map(|row| {
-            let values: Vec<String> = (1..=10).map(|column| format!("${}", row * 10 + column)).collect();
-            format!("({})", values.join(", "))
-        })
-        .collect();
-    let text = format!("{INSERT_KEY_COLUMNS} VALUES {}", rows.join(", "));
-    keys.iter().fold(sql::query_owned(text), bind_key)
-}
-
-const INSERT_KEY_COLUMNS: &str =
-    "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind,
-                                  expires_at, created_at, session_token_hash, job_id, scope)";
-
-const EXPIRE_JOB_KEYS: &str = "UPDATE access_keys SET expires_at = $2
-     WHERE job_id = $1 AND kind = 'job' AND (expires_at IS NULL OR expires_at > $2)";
-
+/// The INSERT of one key.
 fn insert_key_query(key: &AccessKeyRow) -> sql::Query<'static> {
-    insert_keys_query(std::slice::from_ref(key))
-}
-
-/// Binds a key's ten columns in insert order.
-fn bind_key<'q>(query: sql::Query<'q>, key: &AccessKeyRow) -> sql::Query<'q> {
+    let query = sql::query(
+        "INSERT INTO access_keys (access_key_id, secret_enc, principal_arn, name, kind,
+                                  expires_at, created_at, session_token_hash, job_id, scope)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    );
     query
         .bind(&key.access_key_id)
         .bind(&key.secret_enc)
@@ -163,10 +119,4 @@ fn bind_key<'q>(query: sql::Query<'q>, key: &AccessKeyRow) -> sql::Query<'q> {
         .bind(&key.session_token_hash)
         .bind(&key.job_id)
         .bind(&key.scope)
-}
-
-/// Ends every live key of a job at `at`, inside a transaction (the one that finishes the job).
-pub async fn expire_job_keys_in(tx: &mut Tx<'_>, job_id: &str, at: i64) -> Result<u64> {
-    let done = sql::query(EXPIRE_JOB_KEYS).bind(job_id).bind(at).execute(&mut *tx).await?;
-    Ok(done)
 }

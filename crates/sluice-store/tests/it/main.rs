@@ -32,7 +32,6 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     access_keys_round_trip_and_conflict,
-    many_keys_insert_in_one_transaction,
     concurrent_transactions_commit_alone_or_together,
     action_types_insert_list_delete,
     deleted_action_type_cannot_be_recreated,
@@ -48,7 +47,6 @@ on_both_backends!(
     released_job_is_queued_as_before_its_claim,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
-    job_keys_expire_with_their_job,
     third_party_types_keep_their_client,
     document_versions_default_and_delete,
     documents_page_by_name_with_filters,

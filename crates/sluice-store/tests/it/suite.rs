@@ -84,33 +84,19 @@ pub async fn access_keys_round_trip_and_conflict(db: &TestDb) {
     assert!(!db.store.user_key_name_taken("other").await.unwrap());
 }
 
-fn job_key(n: usize) -> AccessKeyRow {
-    AccessKeyRow {
-        access_key_id: format!("ASIAJOB{n:05}"),
-        secret_enc: vec![n as u8, 7],
-        principal_arn: "arn:aws:sts::123456789012:assumed-role/job".into(),
-        name: format!("job-{n}"),
-        kind: KeyKind::Job,
-        expires_at: Some(1_000 + n as i64),
-        created_at: 1,
-        session_token_hash: Some(format!("hash-{n}")),
-        job_id: Some(format!("job-{n}")),
-        scope: Some("{}".into()),
-    }
-}
-
-/// A batched poll's credentials: more keys than one multi-row INSERT takes, all stored as given;
-/// a duplicate among them fails the whole batch and stores none.
-pub async fn many_keys_insert_in_one_transaction(db: &TestDb) {
-    let keys: Vec<AccessKeyRow> = (0..120).map(job_key).collect();
-    db.store.insert_access_keys(&keys).await.unwrap();
-    for key in &keys {
-        assert_eq!(db.store.access_key(&key.access_key_id).await.unwrap().as_ref(), Some(key));
-    }
-    let mut again: Vec<AccessKeyRow> = (200..260).map(job_key).collect();
-    again.push(job_key(5));
-    assert!(matches!(db.store.insert_access_keys(&again).await, Err(Error::Conflict)));
-    assert_eq!(db.store.access_key("ASIAJOB00200").await.unwrap(), None);
+/// Inserts a queued job `id` inside `tx`.
+async fn insert_job_in(tx: &mut sluice_store::Tx<'_>, id: &str) -> sluice_store::Result<()> {
+    let job = sluice_store::jobs::NewJob {
+        id,
+        queue_key: "group-q",
+        tenant: "t",
+        data: "{}",
+        execution_id: None,
+        step_id: None,
+        continuation_token: None,
+        at: 1,
+    };
+    sluice_store::jobs::insert(tx, &job).await
 }
 
 /// Many writers at once (SQLite groups them into shared commits): each transaction's writes are
@@ -121,14 +107,14 @@ pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
         let store = db.store.clone();
         writers.push(tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
-            sluice_store::keys::insert_keys_in(&mut tx, &[job_key(n)]).await.unwrap();
+            insert_job_in(&mut tx, &format!("group-{n}")).await.unwrap();
             tokio::task::yield_now().await;
             match n % 3 {
                 0 => drop(tx),
                 1 => tx.commit().await.unwrap(),
                 _ => {
                     // A statement fails (a duplicate key) and the transaction is abandoned.
-                    let err = sluice_store::keys::insert_keys_in(&mut tx, &[job_key(n)]).await;
+                    let err = insert_job_in(&mut tx, &format!("group-{n}")).await;
                     assert!(matches!(err, Err(Error::Conflict)));
                     drop(tx);
                 }
@@ -139,8 +125,8 @@ pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
         writer.await.unwrap();
     }
     for n in 0..40 {
-        let stored = db.store.access_key(&job_key(n).access_key_id).await.unwrap();
-        assert_eq!(stored.is_some(), n % 3 == 1, "key {n}");
+        let stored = db.store.job(&format!("group-{n}")).await.unwrap();
+        assert_eq!(stored.is_some(), n % 3 == 1, "job {n}");
     }
 }
 
@@ -495,28 +481,6 @@ pub async fn objects_put_replace_list_delete(db: &TestDb) {
     assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap().map(|o| o.file), Some("g0".into()));
     assert_eq!(db.store.delete_object("bkt", "dir/b").await.unwrap(), None);
     assert_eq!(db.store.object("bkt", "dir/b").await.unwrap(), None);
-}
-
-pub async fn job_keys_expire_with_their_job(db: &TestDb) {
-    let key = |id: &str, job: &str| AccessKeyRow {
-        access_key_id: id.into(),
-        secret_enc: vec![1],
-        principal_arn: format!("arn:aws:sts::123456789012:assumed-role/sluice-job/{job}"),
-        name: job.into(),
-        kind: KeyKind::Job,
-        expires_at: Some(10_000),
-        created_at: 1,
-        session_token_hash: Some("ab".repeat(32)),
-        job_id: Some(job.into()),
-        scope: Some("{\"read\":[],\"write\":[]}".into()),
-    };
-    db.store.insert_access_key(&key("ASIA1", "job-a")).await.unwrap();
-    db.store.insert_access_key(&key("ASIA2", "job-b")).await.unwrap();
-    assert_eq!(db.store.access_key("ASIA1").await.unwrap(), Some(key("ASIA1", "job-a")));
-    assert_eq!(db.store.expire_job_keys("job-a", 500).await.unwrap(), 1);
-    assert_eq!(db.store.expire_job_keys("job-a", 600).await.unwrap(), 0, "already ended");
-    assert_eq!(db.store.access_key("ASIA1").await.unwrap().unwrap().expires_at, Some(500));
-    assert_eq!(db.store.access_key("ASIA2").await.unwrap().unwrap().expires_at, Some(10_000));
 }
 
 pub async fn third_party_types_keep_their_client(db: &TestDb) {
