@@ -78,9 +78,13 @@ impl Writer {
         // No busy handler: it would sleep on the async runtime's thread. Only BEGIN IMMEDIATE
         // can meet another connection's write lock, and it retries with async sleeps instead.
         conn.busy_timeout(Duration::ZERO)?;
+        // temp_store = MEMORY keeps the savepoints' sub-journal in memory: by default it spills
+        // to a temporary file past 64 KiB, which a group's savepoints pass, and then every page
+        // first written in a savepoint costs a write(2) while the writer is held (perf put 9% of
+        // the server's samples in B1 there; B1's throughput did not change measurably).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         let state = State { conn, open: false, group: 0, members: 0 };
