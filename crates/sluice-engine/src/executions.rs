@@ -120,7 +120,8 @@ pub(crate) struct Transition<'e> {
     shared: bool,
     /// Executions this transition inserted or changed and has not written yet: an execution
     /// often changes several times in one transition (leaves a stage, enters the next), and is
-    /// written once, by [`Transition::flush`], before the commit or a query by stage.
+    /// written once, by [`Transition::flush`], before the commit. Queries by stage see these
+    /// changes laid over the stored rows ([`Transition::executions_at_stage`]).
     inserted: std::collections::BTreeSet<String>,
     changed: std::collections::BTreeSet<String>,
 }
@@ -513,8 +514,7 @@ impl Transition<'_> {
         self.executions.insert(row.id.clone(), row);
     }
 
-    /// Writes the executions inserted or changed since the last flush. Queries that select
-    /// executions by their state run after it.
+    /// Writes the executions inserted or changed since the last flush.
     pub(crate) async fn flush(&mut self) -> Result<()> {
         for id in std::mem::take(&mut self.inserted) {
             rows::insert_execution(&mut self.tx, &self.executions[&id]).await?;
@@ -523,6 +523,34 @@ impl Transition<'_> {
             rows::update_execution(&mut self.tx, &self.executions[&id]).await?;
         }
         Ok(())
+    }
+
+    /// The pipeline's in-progress executions at a stage in any of `states`, oldest first, as
+    /// this transition sees them: the stored rows with its own unwritten changes laid over them.
+    /// (Writing those first would cost a second write of the same rows before the commit.)
+    pub(crate) async fn executions_at_stage(
+        &mut self,
+        index: i64,
+        states: &[&str],
+    ) -> Result<Vec<ExecutionRow>> {
+        let stored = rows::executions_at_stage(&mut self.tx, &self.name, index, states).await?;
+        let mut here: std::collections::BTreeMap<(i64, String), ExecutionRow> =
+            std::collections::BTreeMap::new();
+        for row in stored {
+            let row = self.executions.get(&row.id).cloned().unwrap_or(row);
+            here.insert((row.created_at, row.id.clone()), row);
+        }
+        for row in self.executions.values() {
+            here.entry((row.created_at, row.id.clone())).or_insert_with(|| row.clone());
+        }
+        let at_stage = |e: &ExecutionRow| {
+            e.kind == "pipeline"
+                && e.definition_name == self.name
+                && e.stage_index == index
+                && states.contains(&e.stage_state.as_str())
+                && e.status == status::IN_PROGRESS
+        };
+        Ok(here.into_values().filter(at_stage).collect())
     }
 
     /// Queues "this step finished" for its execution.
@@ -562,9 +590,9 @@ impl Transition<'_> {
         let (running, others_waiting) = if def.mode == "PARALLEL" {
             (Vec::new(), Vec::new())
         } else {
-            self.flush().await?;
-            let running = rows::executions_at_stage(&mut self.tx, &self.name, index, RUNNING).await?;
-            let waiting = rows::executions_at_stage(&mut self.tx, &self.name, index, WAITING).await?;
+            let here = self.executions_at_stage(index, &[RUNNING, WAITING]).await?;
+            let (running, waiting): (Vec<_>, Vec<_>) =
+                here.into_iter().partition(|e| e.stage_state == RUNNING);
             (running, waiting.into_iter().filter(|w| w.id != id).collect::<Vec<_>>())
         };
         let free = open && running.iter().all(|r| r.id == id);
@@ -915,8 +943,7 @@ impl Transition<'_> {
 
     /// Lets the next waiting execution into a stage that was left.
     async fn admit(&mut self, stage: usize) -> Result<()> {
-        self.flush().await?;
-        let waiting = rows::executions_at_stage(&mut self.tx, &self.name, stage as i64, WAITING).await?;
+        let waiting = self.executions_at_stage(stage as i64, &[WAITING]).await?;
         let mode = match waiting.first() {
             Some(first) => self.def_of(first.definition_version).await?.mode,
             None => return Ok(()),

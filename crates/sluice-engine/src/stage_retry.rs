@@ -100,8 +100,7 @@ impl Engine {
             )));
         }
         if def.mode != "PARALLEL" {
-            t.flush().await?;
-            let running = rows::executions_at_stage(&mut t.tx, pipeline, stage as i64, RUNNING).await?;
+            let running = t.executions_at_stage(stage as i64, &[RUNNING]).await?;
             if let Some(other) = running.iter().find(|r| r.id != id) {
                 return Err(Error::Conflict(format!(
                     "Stage {stage_name} is running execution {}; retry when it is free",

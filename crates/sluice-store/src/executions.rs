@@ -209,20 +209,27 @@ pub async fn execution_by_token(
     row.as_ref().map(decode_execution).transpose()
 }
 
-/// In-progress executions of a pipeline in `stage_state` at `stage_index`, oldest first.
+/// In-progress executions of a pipeline at `stage_index` in any of `stage_states`, oldest
+/// first: one statement where a stage request needs both its running and its waiting executions.
 pub async fn executions_at_stage(
     tx: &mut Tx<'_>,
     name: &str,
     stage_index: i64,
-    stage_state: &str,
+    stage_states: &[&str],
 ) -> Result<Vec<ExecutionRow>> {
+    if stage_states.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..stage_states.len()).map(|n| format!("${}", n + 3)).collect();
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM executions
-         WHERE kind = 'pipeline' AND definition_name = $1 AND stage_index = $2 AND stage_state = $3
-           AND status = 'InProgress'
-         ORDER BY created_at, id"
+         WHERE kind = 'pipeline' AND definition_name = $1 AND stage_index = $2
+           AND stage_state IN ({}) AND status = 'InProgress'
+         ORDER BY created_at, id",
+        placeholders.join(", ")
     );
-    let rows = sql::query(&sql).bind(name).bind(stage_index).bind(stage_state).fetch_all(&mut *tx).await?;
+    let query = stage_states.iter().fold(sql::query(&sql).bind(name).bind(stage_index), |q, s| q.bind(*s));
+    let rows = query.fetch_all(&mut *tx).await?;
     rows.iter().map(decode_execution).collect()
 }
 
