@@ -1,8 +1,9 @@
 //! SQLite's one writer connection and group commit. Every SQLite transaction runs on this
 //! connection (rusqlite, on the calling thread), one at a time, in arrival order. A transaction
 //! is a savepoint inside a group transaction: when it commits, its savepoint is released, and
-//! if other transactions are already waiting their turn, it hands the connection on and waits
-//! until the group commits; the last of a burst (or the 32nd) commits the group with one fsync
+//! if other transactions are already waiting their turn (it yields once to the runtime before
+//! deciding there are none), it hands the connection on and waits until the group commits; the
+//! last of a burst (or the 32nd) commits the group with one fsync
 //! and so answers for all of them. Nobody is answered before the group's COMMIT has returned,
 //! so every acknowledged change is durable; a transaction that fails rolls back to its own
 //! savepoint and leaves the others' writes alone. See docs/ENGINE.md, "Group commit".
@@ -205,6 +206,14 @@ impl LiteTx {
 
     /// Releases the savepoint into the group, then commits the group or waits for it.
     pub(crate) async fn commit(mut self) -> Result<()> {
+        let alone = self.state.as_ref().is_some_and(|state| state.members + 1 < MAX_GROUP)
+            && self.writer.waiting.load(Ordering::SeqCst) == 0;
+        if alone {
+            // Before committing alone, let the runtime run tasks that are ready: one about to
+            // ask for the turn then joins this group instead of waiting out its fsync. Dropped
+            // here, the transaction rolls back as if it had never asked to commit.
+            tokio::task::yield_now().await;
+        }
         let mut state = self.state.take().expect("a live transaction holds the writer");
         if let Err(err) = state.conn.execute_batch("RELEASE op") {
             let _ = state.conn.execute_batch("ROLLBACK TO op; RELEASE op");
@@ -228,5 +237,41 @@ impl Drop for LiteTx {
             let _ = state.conn.execute_batch("ROLLBACK TO op; RELEASE op");
             self.writer.finish_turn(&mut state);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+
+    fn values(path: &Path) -> Vec<i64> {
+        let conn = Connection::open(path).unwrap();
+        let mut statement = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap();
+        rows.map(|v| v.unwrap()).collect()
+    }
+
+    /// A transaction alone yields once before it commits; dropped there (its request went away),
+    /// it rolls back, and the writer goes on.
+    #[tokio::test]
+    async fn a_commit_dropped_while_it_yields_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let writer = Arc::new(Writer::open(&path).unwrap());
+
+        let tx = writer.begin().await.unwrap();
+        tx.conn().execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let mut commit = Box::pin(tx.commit());
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(commit.as_mut().poll(cx))).await;
+        assert!(first.is_pending(), "a transaction alone yields before it commits");
+        drop(commit);
+
+        let tx = writer.begin().await.unwrap();
+        tx.conn().execute("INSERT INTO t VALUES (2)", []).unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(values(&path), vec![2]);
     }
 }
