@@ -42,6 +42,11 @@ impl JobStatus {
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::TimedOut)
     }
+
+    /// Whether a worker holds the job: claimed (and perhaps acknowledged), not finished.
+    pub fn is_handed_out(self) -> bool {
+        matches!(self, JobStatus::Dispatched | JobStatus::InProgress)
+    }
 }
 
 impl fmt::Display for JobStatus {

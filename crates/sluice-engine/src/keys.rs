@@ -3,7 +3,6 @@
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
-use sluice_core::job::JobStatus;
 use sluice_store::jobs::JobRow;
 use sluice_store::keys::{AccessKeyRow, KeyKind};
 
@@ -158,7 +157,7 @@ impl JobGrant {
 
 /// Whether a job of `tenant` is claimed by a worker and not finished.
 fn handed_out(job: &JobRow, tenant: &str) -> bool {
-    matches!(job.status, JobStatus::Dispatched | JobStatus::InProgress) && job.tenant == tenant
+    job.status.is_handed_out() && job.tenant == tenant
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -384,6 +383,8 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use sluice_core::job::JobStatus;
+
     use super::*;
 
     #[test]

@@ -398,8 +398,7 @@ impl Engine {
     fn job_view(&self, job: JobRow, input: ViewInput) -> Result<JobView> {
         let (execution_id, step_id) = job_links(&job)?;
         let (execution_id, step_id) = (execution_id.to_string(), step_id.to_string());
-        let handed_out = matches!(job.status, JobStatus::Dispatched | JobStatus::InProgress);
-        let credentials = job.nonce.as_deref().filter(|_| handed_out).map(|nonce| {
+        let credentials = job.nonce.as_deref().filter(|_| job.status.is_handed_out()).map(|nonce| {
             let objects = |list: &[ArtifactLocation]| {
                 list.iter().map(|a| ObjectRef { bucket: a.bucket.clone(), key: a.key.clone() }).collect()
             };
