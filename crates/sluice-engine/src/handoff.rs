@@ -57,13 +57,38 @@ impl Waiters {
     /// The oldest poll of a queue that is still waiting.
     pub fn take(&self, tenant: &str, queue: &str) -> Option<Waiter> {
         let mut queues = self.queues.lock().expect("waiters");
-        let waiting = queues.get_mut(&slot(tenant, queue))?;
+        let key = slot(tenant, queue);
+        let waiting = queues.get_mut(&key)?;
+        let mut found = None;
         while let Some(waiter) = waiting.pop_front() {
             if !waiter.reply.is_closed() {
-                return Some(waiter);
+                found = Some(waiter);
+                break;
             }
         }
-        None
+        if waiting.is_empty() {
+            queues.remove(&key);
+        }
+        found
+    }
+
+    /// Drops the registrations of a queue whose polls stopped waiting, and the queue's entry
+    /// once none is left: queue keys include workers' query values, so entries must not pile up.
+    pub fn forget_closed(&self, tenant: &str, queue: &str) {
+        let mut queues = self.queues.lock().expect("waiters");
+        let key = slot(tenant, queue);
+        if let Some(waiting) = queues.get_mut(&key) {
+            waiting.retain(|w| !w.reply.is_closed());
+            if waiting.is_empty() {
+                queues.remove(&key);
+            }
+        }
+    }
+
+    /// How many queues have an entry (for tests).
+    #[cfg(test)]
+    fn queue_count(&self) -> usize {
+        self.queues.lock().expect("waiters").len()
     }
 
     /// Puts back a registration that was taken but got no jobs, first in line again.
@@ -105,6 +130,7 @@ impl Registration {
     /// Stops the registration; returns jobs that were sent to it and not yet received.
     pub fn close(&mut self) -> Option<Vec<JobView>> {
         self.receiver.close();
+        self.engine.waiters.forget_closed(&self.engine.account().account_id, &self.queue);
         self.receiver.try_recv().ok()
     }
 }
@@ -149,6 +175,17 @@ mod tests {
         let waiter = waiters.take("t", "q").expect("registered");
         drop(receiver);
         assert_eq!(waiter.deliver(Vec::new()).expect_err("nobody listens").len(), 0);
+    }
+
+    #[test]
+    fn queues_without_waiting_polls_leave_no_entry() {
+        let waiters = Waiters::default();
+        let mut gone = waiters.register("t", "q|Branch=a", 1);
+        let _taken = waiters.register("t", "q|Branch=b", 1);
+        gone.close();
+        waiters.forget_closed("t", "q|Branch=a");
+        assert!(waiters.take("t", "q|Branch=b").is_some());
+        assert_eq!(waiters.queue_count(), 0);
     }
 
     #[test]
