@@ -3,8 +3,8 @@
 //! is a savepoint inside a group transaction: when it commits, its savepoint is released, and
 //! if other transactions are already waiting their turn (it yields once to the runtime before
 //! deciding there are none), it hands the connection on and waits until the group commits; the
-//! last of a burst (or the 32nd) commits the group with one fsync
-//! and so answers for all of them. Nobody is answered before the group's COMMIT has returned,
+//! last of a burst (or the 32nd) commits the group with one fsync (on a blocking thread when
+//! the group has several members) and so answers for all of them. Nobody is answered before the group's COMMIT has returned,
 //! so every acknowledged change is durable; a transaction that fails rolls back to its own
 //! savepoint and leaves the others' writes alone. See docs/ENGINE.md, "Group commit".
 
@@ -156,21 +156,39 @@ impl Writer {
         }
     }
 
+    /// Commits the open group. A group of several is committed on a blocking thread: its fsync
+    /// then does not stall a runtime worker, which meanwhile serves the requests that make up the
+    /// next group. A group of one is committed here, as nobody else is being served and handing
+    /// over to another thread would add two thread wake-ups to its latency. Dropped while it
+    /// waits, the commit still completes and the group's members are still told.
+    async fn commit_group_async(self: &Arc<Self>, mut state: OwnedMutexGuard<State>) -> Result<()> {
+        if state.members <= 1 {
+            return self.commit_group(&mut state);
+        }
+        let writer = self.clone();
+        tokio::task::spawn_blocking(move || writer.commit_group(&mut state))
+            .await
+            .unwrap_or_else(|err| Err(Error::Corrupt(format!("group commit did not finish: {err}"))))
+    }
+
     /// Waits until group `group` has committed; commits it if it is still open and nobody else
     /// holds the turn to do so.
-    async fn wait_for(&self, group: u64) -> Result<()> {
+    async fn wait_for(self: &Arc<Self>, group: u64) -> Result<()> {
         let mut committed = self.committed.subscribe();
         loop {
-            let finished = tokio::time::timeout(RECHECK, committed.wait_for(|c| c.done > group)).await;
-            if let Ok(Ok(c)) = finished {
-                return match c.failed.iter().find(|(g, _)| *g == group) {
-                    Some((_, err)) => Err(Error::Corrupt(format!("group commit failed: {err}"))),
-                    None => Ok(()),
-                };
+            // The outcome is copied out: the channel's read guard must not be held across an await.
+            let outcome = match tokio::time::timeout(RECHECK, committed.wait_for(|c| c.done > group)).await {
+                Ok(Ok(c)) => Some(c.failed.iter().find(|(g, _)| *g == group).map(|(_, err)| err.clone())),
+                _ => None,
+            };
+            match outcome {
+                Some(Some(err)) => return Err(Error::Corrupt(format!("group commit failed: {err}"))),
+                Some(None) => return Ok(()),
+                None => {}
             }
-            if let Ok(mut state) = self.state.try_lock() {
+            if let Ok(state) = self.state.clone().try_lock_owned() {
                 if state.open && state.group == group {
-                    return self.commit_group(&mut state);
+                    return self.commit_group_async(state).await;
                 }
             }
         }
@@ -222,7 +240,7 @@ impl LiteTx {
         }
         state.members += 1;
         if self.writer.should_commit(&state) {
-            return self.writer.commit_group(&mut state);
+            return self.writer.commit_group_async(state).await;
         }
         let group = state.group;
         drop(state);
@@ -253,14 +271,20 @@ mod tests {
         rows.map(|v| v.unwrap()).collect()
     }
 
-    /// A transaction alone yields once before it commits; dropped there (its request went away),
-    /// it rolls back, and the writer goes on.
-    #[tokio::test]
-    async fn a_commit_dropped_while_it_yields_leaves_nothing_behind() {
+    /// A writer on a fresh database with one table, `t (v)`.
+    fn writer_on_table_t() -> (tempfile::TempDir, std::path::PathBuf, Arc<Writer>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
         let writer = Arc::new(Writer::open(&path).unwrap());
+        (dir, path, writer)
+    }
+
+    /// A transaction alone yields once before it commits; dropped there (its request went away),
+    /// it rolls back, and the writer goes on.
+    #[tokio::test]
+    async fn a_commit_dropped_while_it_yields_leaves_nothing_behind() {
+        let (_dir, path, writer) = writer_on_table_t();
 
         let tx = writer.begin().await.unwrap();
         tx.conn().execute("INSERT INTO t VALUES (1)", []).unwrap();
@@ -273,5 +297,39 @@ mod tests {
         tx.conn().execute("INSERT INTO t VALUES (2)", []).unwrap();
         tx.commit().await.unwrap();
         assert_eq!(values(&path), vec![2]);
+    }
+
+    /// The last member of a group of two commits it on a blocking thread; dropped while that
+    /// runs, its request is gone but the group still commits and the first member is answered.
+    #[tokio::test]
+    async fn a_group_commit_dropped_while_it_runs_still_commits_the_group() {
+        let (_dir, path, writer) = writer_on_table_t();
+
+        let first = writer.begin().await.unwrap();
+        first.conn().execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let second = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.begin().await.unwrap() }
+        });
+        while writer.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // Someone waits for the turn, so the first member hands it on instead of committing.
+        let first_commit = tokio::spawn(first.commit());
+        let second = second.await.unwrap();
+        second.conn().execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let mut commit = Box::pin(second.commit());
+        // The first poll yields (nobody is waiting); the second releases the savepoint into the
+        // group and hands the group's COMMIT to a blocking thread.
+        for _ in 0..2 {
+            let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(commit.as_mut().poll(cx))).await;
+            if polled.is_ready() {
+                break;
+            }
+        }
+        drop(commit);
+
+        first_commit.await.unwrap().expect("the group committed");
+        assert_eq!(values(&path), vec![1, 2]);
     }
 }
