@@ -1,13 +1,15 @@
 //! Direct hand-off of pipeline jobs to long polls waiting in this process.
 //!
-//! A long poll that finds its queue empty registers here. A transition that queues jobs on that
-//! queue takes the registration, claims jobs for it inside its own transaction and, once that
-//! transaction has committed, sends the claimed jobs to the poll. The job is started and handed
+//! A long poll that finds its queue empty registers here, and stays registered only while it
+//! waits (registered while claiming for itself, it would be handed jobs it must put back). A
+//! transition that queues jobs on that queue takes the registration, claims jobs for it inside
+//! its own transaction and, once that transaction has committed, sends the claimed jobs to the
+//! poll. The job is started and handed
 //! out with one commit instead of two (the start's, then the poll's claim), which is most of a
 //! job's pickup latency on a machine where a durable commit costs about a millisecond.
 //!
-//! Nothing is handed out before its commit. A poll that stopped waiting (it timed out, claimed
-//! jobs itself, or its client went away) has dropped its receiver; jobs claimed for it in the
+//! Nothing is handed out before its commit. A poll that stopped waiting (it timed out, woke to
+//! claim again, or its client went away) has dropped its receiver; jobs claimed for it in the
 //! meantime are put back in the queue ([`Engine::release_jobs`]) as if never claimed.
 
 use std::collections::{HashMap, VecDeque};
@@ -98,33 +100,25 @@ impl Waiters {
     }
 }
 
-/// A poll's registration as seen by the poll. Jobs sent to it after the poll stopped looking
-/// (it claimed jobs itself, timed out, or was dropped with its request) are not lost: they go
-/// back to the queue.
+/// A poll's registration as seen by the poll, held only while the poll waits. Jobs sent to it
+/// after the poll stopped looking (it timed out, or was dropped with its request) are not lost:
+/// they go back to the queue.
 pub(crate) struct Registration {
     receiver: oneshot::Receiver<Vec<JobView>>,
     engine: Engine,
     queue: String,
-    max: i64,
 }
 
 impl Registration {
     pub fn new(engine: &Engine, queue: &str, max: i64) -> Self {
         let receiver = engine.waiters.register(&engine.account().account_id, queue, max);
-        Registration { receiver, engine: engine.clone(), queue: queue.to_string(), max }
+        Registration { receiver, engine: engine.clone(), queue: queue.to_string() }
     }
 
-    /// Waits for jobs; None if the transition that took the registration failed, in which
-    /// case the poll is registered again.
+    /// Waits for jobs; None if the transition that took the registration failed (the poll then
+    /// claims again and registers anew).
     pub async fn handed(&mut self) -> Option<Vec<JobView>> {
-        match (&mut self.receiver).await {
-            Ok(views) => Some(views),
-            Err(_) => {
-                let tenant = &self.engine.account().account_id;
-                self.receiver = self.engine.waiters.register(tenant, &self.queue, self.max);
-                None
-            }
-        }
+        (&mut self.receiver).await.ok()
     }
 
     /// Stops the registration; returns jobs that were sent to it and not yet received.

@@ -191,21 +191,24 @@ impl Engine {
         let key = queue_key(type_id, query.as_ref().map(|(k, v)| (k.as_str(), v.as_str())));
         let deadline = tokio::time::Instant::now() + wait;
         let ready = self.jobs_ready(&key);
-        let mut registration = Registration::new(self, &key, max);
         loop {
             let notified = ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let claimed = self.claim_views(&key, max).await?;
             if !claimed.is_empty() {
-                // Jobs handed over meanwhile go back to the queue when the registration drops.
                 return Ok(claimed);
             }
+            // Registered only while it waits: a poll registered while it claims for itself would
+            // be handed jobs it then has to put back.
+            let mut registration = Registration::new(self, &key, max);
             tokio::select! {
                 handed = registration.handed() => if let Some(views) = handed {
                     return Ok(views);
                 },
-                _ = &mut notified => {}
+                _ = &mut notified => if let Some(views) = registration.close() {
+                    return Ok(views);
+                },
                 _ = tokio::time::sleep_until(deadline) => {
                     return Ok(registration.close().unwrap_or_default());
                 }
@@ -292,10 +295,9 @@ impl Engine {
     /// Jobs claimed for a long poll that stopped waiting before they reached it go back to the
     /// queue as they were (no nonce, the attempt not counted), and the queue's polls wake.
     pub(crate) async fn release_jobs(&self, key: &str, views: &[JobView]) -> Result<()> {
-        for view in views {
-            let nonce = view.nonce.as_deref().unwrap_or_default();
-            self.store().release_job(&view.id, nonce, self.now_millis()).await?;
-        }
+        let claims: Vec<(&str, &str)> =
+            views.iter().map(|v| (v.id.as_str(), v.nonce.as_deref().unwrap_or_default())).collect();
+        self.store().release_jobs(&claims, self.now_millis()).await?;
         self.notify_queue(key);
         Ok(())
     }

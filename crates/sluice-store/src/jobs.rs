@@ -302,20 +302,27 @@ impl Store {
         .await
     }
 
-    /// Puts a dispatched job back in the queue as if the claim with `nonce` had not happened
-    /// (no nonce, the attempt not counted): the poll it was claimed for never got it.
-    pub async fn release_job(&self, id: &str, nonce: &str, now: i64) -> Result<u64> {
-        self.write(
-            sql::query(
+    /// Puts dispatched jobs back in the queue as if their claims (`(id, nonce)`) had not happened
+    /// (no nonce, the attempt not counted), in one transaction: the poll they were claimed for
+    /// never got them. A job since acknowledged or claimed again is left alone. Returns how many
+    /// went back.
+    pub async fn release_jobs(&self, claims: &[(&str, &str)], now: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut released = 0;
+        for (id, nonce) in claims {
+            released += sql::query(
                 "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL,
                      attempt = attempt - 1, updated_at = $3
                  WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
             )
-            .bind(id)
-            .bind(nonce)
-            .bind(now),
-        )
-        .await
+            .bind(*id)
+            .bind(*nonce)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(released)
     }
 
     /// Removes dead row versions of the queue's tables on PostgreSQL (nothing on SQLite, whose

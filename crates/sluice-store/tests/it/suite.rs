@@ -401,9 +401,9 @@ pub async fn released_job_is_queued_as_before_its_claim(db: &TestDb) {
     let (a_nonce, b_nonce) = (claimed[0].nonce.clone().unwrap(), claimed[1].nonce.clone().unwrap());
     assert_eq!(db.store.acknowledge_job("b", &b_nonce, 2_000, 11).await.unwrap(), AckOutcome::Acknowledged);
 
-    assert_eq!(db.store.release_job("a", "other", 12).await.unwrap(), 0, "another claim's nonce");
-    assert_eq!(db.store.release_job("b", &b_nonce, 12).await.unwrap(), 0, "acknowledged already");
-    assert_eq!(db.store.release_job("a", &a_nonce, 12).await.unwrap(), 1);
+    assert_eq!(db.store.release_jobs(&[("a", "other")], 12).await.unwrap(), 0, "another claim's nonce");
+    assert_eq!(db.store.release_jobs(&[("b", &b_nonce)], 12).await.unwrap(), 0, "acknowledged already");
+    assert_eq!(db.store.release_jobs(&[("b", &b_nonce), ("a", &a_nonce)], 12).await.unwrap(), 1);
     let released = db.store.job("a").await.unwrap().unwrap();
     assert_eq!(
         (released.status, released.nonce, released.lease_until, released.attempt),
