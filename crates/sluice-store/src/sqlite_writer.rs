@@ -3,10 +3,11 @@
 //! is a savepoint inside a group transaction: when it commits, its savepoint is released, and
 //! if other transactions are already waiting their turn (it yields once to the runtime before
 //! deciding there are none), it hands the connection on and waits until the group commits; the
-//! last of a burst (or the 32nd) commits the group with one fsync (on a blocking thread when
-//! the group has several members) and so answers for all of them. Nobody is answered before the group's COMMIT has returned,
-//! so every acknowledged change is durable; a transaction that fails rolls back to its own
-//! savepoint and leaves the others' writes alone. See docs/ENGINE.md, "Group commit".
+//! last of a burst (or the 32nd) commits the group with one fsync (on a blocking thread when the
+//! group has several members) and so answers for all of them. Nobody is answered before the
+//! group's COMMIT has returned, so every acknowledged change is durable; a transaction that
+//! fails rolls back to its own savepoint and leaves the others' writes alone. See
+//! docs/ENGINE.md, "Group commit".
 
 use std::collections::VecDeque;
 use std::path::Path;
