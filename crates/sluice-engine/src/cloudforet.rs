@@ -182,6 +182,7 @@ impl Engine {
                 execution_id: None,
                 step_id: None,
                 continuation_token: None,
+                timeout_millis: None,
                 at: now,
             };
             jobs::insert(&mut tx, &run).await?;

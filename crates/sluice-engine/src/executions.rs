@@ -4,7 +4,8 @@
 //! pipeline row, then works through a queue of follow-on work (entering a stage may finish it at
 //! once, which may enter the next, …) before committing. See docs/ENGINE.md.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Map, Value};
 use sluice_core::action_type::{ActionTypeId, Category, Owner};
@@ -47,8 +48,8 @@ pub struct Definition {
     pub name: String,
     pub version: i64,
     pub mode: String,
-    pub spec: PipelineSpec,
-    pub declaration: Value,
+    pub spec: Arc<PipelineSpec>,
+    pub declaration: Arc<Value>,
 }
 
 impl Definition {
@@ -138,7 +139,7 @@ pub(crate) fn queue_key(type_id: &ActionTypeId, query: Option<(&str, &str)>) -> 
 }
 
 /// A definition from a stored declaration (which carries its `version`).
-pub(crate) fn definition_from(name: &str, declaration: &str, latest: i64) -> Result<Definition> {
+fn parse_definition(name: &str, declaration: &str, latest: i64) -> Result<Definition> {
     let declaration: Value = serde_json::from_str(declaration)
         .map_err(|e| Error::Internal(format!("stored declaration of {name}: {e}")))?;
     let version = declaration.get("version").and_then(Value::as_i64).unwrap_or(latest);
@@ -146,15 +147,49 @@ pub(crate) fn definition_from(name: &str, declaration: &str, latest: i64) -> Res
         name: name.to_string(),
         version,
         mode: declaration.get("executionMode").and_then(Value::as_str).unwrap_or("SUPERSEDED").to_string(),
-        spec: spec_from_declaration(&declaration)?,
-        declaration,
+        spec: Arc::new(spec_from_declaration(&declaration)?),
+        declaration: Arc::new(declaration),
     })
 }
 
+/// How many parsed definitions [`DefinitionCache`] keeps before it starts over.
+const DEFINITIONS_KEPT: usize = 256;
+
+/// Parsed definitions by pipeline name and version, each with the stored text it came from.
+/// Every use still reads the declaration from the store and hands out the cached parse only if
+/// the text is the same, so a pipeline deleted and created again under the same name and
+/// version is never answered with the old one; the cache only saves parsing.
+#[derive(Debug, Default)]
+pub(crate) struct DefinitionCache(Mutex<HashMap<(String, i64), (String, Definition)>>);
+
+impl DefinitionCache {
+    fn get(&self, name: &str, declaration: &str, latest: i64) -> Result<Definition> {
+        let key = (name.to_string(), latest);
+        if let Some((text, def)) = self.0.lock().expect("definition cache").get(&key) {
+            if text == declaration {
+                return Ok(def.clone());
+            }
+        }
+        let def = parse_definition(name, declaration, latest)?;
+        let mut kept = self.0.lock().expect("definition cache");
+        if kept.len() >= DEFINITIONS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, (declaration.to_string(), def.clone()));
+        Ok(def)
+    }
+}
+
 impl Engine {
+    /// A definition from a stored declaration (which carries its `version`), parsed once per
+    /// text ([`DefinitionCache`]).
+    pub(crate) fn definition_from(&self, name: &str, declaration: &str, latest: i64) -> Result<Definition> {
+        self.definitions.get(name, declaration, latest)
+    }
+
     pub(crate) async fn definition(&self, name: &str, version: Option<i64>) -> Result<Definition> {
         let view = self.pipeline(name, version).await?;
-        definition_from(name, &view.declaration, view.meta.version)
+        self.definition_from(name, &view.declaration, view.meta.version)
     }
 
     /// A pipeline version's definition and its secret values, in one read.
@@ -164,7 +199,7 @@ impl Engine {
         version: i64,
     ) -> Result<(Definition, crate::pipelines::Secrets)> {
         let (declaration, secrets) = self.pipeline_version_with_secrets(name, version).await?;
-        Ok((definition_from(name, &declaration, version)?, secrets))
+        Ok((self.definition_from(name, &declaration, version)?, secrets))
     }
 
     /// Opens a transition on `def`'s pipeline (locks it).
@@ -464,7 +499,7 @@ impl Transition<'_> {
             return Ok(def.clone());
         }
         let (declaration, _) = self.engine.pipeline_in(&mut self.tx, &self.name, version).await?;
-        let def = definition_from(&self.name, &declaration, version)?;
+        let def = self.engine.definition_from(&self.name, &declaration, version)?;
         self.defs.insert(version, def.clone());
         Ok(def)
     }
@@ -812,6 +847,7 @@ impl Transition<'_> {
             execution_id: Some(&execution.id),
             step_id: Some(step_id),
             continuation_token,
+            timeout_millis: Some(timeout),
             at: self.now,
         };
         jobs::insert(&mut self.tx, &job).await?;

@@ -174,6 +174,8 @@ pub struct Engine {
     >,
     /// Long polls of this process waiting to be handed jobs by the transition that queues them.
     waiters: std::sync::Arc<handoff::Waiters>,
+    /// Pipeline definitions already parsed, by name and version.
+    definitions: std::sync::Arc<executions::DefinitionCache>,
 }
 
 impl Engine {
@@ -194,6 +196,7 @@ impl Engine {
             seen_action_types: Default::default(),
             jobs_ready: Default::default(),
             waiters: Default::default(),
+            definitions: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use sluice_core::action_type::ActionTypeId;
 use sluice_core::job::JobStatus;
 use sluice_store::executions as rows;
-use sluice_store::jobs::{self, AckOutcome, JobRow};
+use sluice_store::jobs::{self, AckOutcome, JobContext, JobRow};
 
 use crate::executions::{queue_key, step_status, Transition};
 use crate::handoff::Registration;
@@ -346,11 +346,8 @@ impl Engine {
         let step = rows::step_in(tx, step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let (declaration, secrets) =
             self.pipeline_in(tx, &execution.definition_name, execution.definition_version).await?;
-        let def = crate::executions::definition_from(
-            &execution.definition_name,
-            &declaration,
-            execution.definition_version,
-        )?;
+        let def =
+            self.definition_from(&execution.definition_name, &declaration, execution.definition_version)?;
         Ok(JobParts { execution, step, def, secrets })
     }
 
@@ -430,14 +427,14 @@ impl Engine {
 
     /// AcknowledgeJob: the job's status after the acknowledgement.
     pub async fn acknowledge_job(&self, id: &str, nonce: &str) -> Result<JobStatus> {
-        let job = self.job_row(id).await?;
-        // Recorded on the job when it was queued (the action's timeout), so no definition load here.
-        let timeout = serde_json::from_str::<Value>(&job.data)
-            .ok()
-            .and_then(|d| d.get("timeoutMillis").and_then(Value::as_i64))
-            .unwrap_or(DEFAULT_JOB_TIMEOUT_MILLIS);
         let now = self.now_millis();
-        match self.store().acknowledge_job(id, nonce, now + timeout, now).await? {
+        let tenant = &self.account().account_id;
+        // The lease runs for the action's timeout, recorded on the job when it was queued.
+        let outcome = self
+            .store()
+            .acknowledge_job_with_timeout(id, tenant, nonce, DEFAULT_JOB_TIMEOUT_MILLIS, now)
+            .await?;
+        match outcome {
             AckOutcome::Acknowledged | AckOutcome::AlreadyInProgress => Ok(JobStatus::InProgress),
             AckOutcome::NotFound => Err(job_not_found(id)),
             AckOutcome::NotDispatched(status) if status.is_final() => Ok(status),
@@ -447,21 +444,24 @@ impl Engine {
         }
     }
 
-    /// Opens a transition for a job's pipeline and checks the job is in progress.
+    /// Opens a transition for a job's pipeline and checks the job is in progress. The job, its
+    /// execution and the pipeline version's declaration come from one read.
     async fn finishing(&self, id: &str) -> Result<(Transition<'_>, JobRow)> {
-        let job = self.job_row(id).await?;
+        let context = self.store().job_in_context(id).await?;
+        let JobContext { job, execution, declaration } =
+            context.filter(|c| c.job.tenant == self.account().account_id).ok_or_else(|| job_not_found(id))?;
         if job.status != JobStatus::InProgress {
             return Err(Error::InvalidJobState(format!(
                 "Job {id} is {}; only an acknowledged (InProgress) job can report a result",
                 job.status
             )));
         }
-        let execution = self
-            .store()
-            .execution(job.execution_id.as_deref().unwrap_or_default())
-            .await?
-            .ok_or_else(|| job_not_found(id))?;
-        let def = self.definition(&execution.definition_name, Some(execution.definition_version)).await?;
+        let execution = execution.ok_or_else(|| job_not_found(id))?;
+        let def = self.stored_definition(
+            &execution.definition_name,
+            execution.definition_version,
+            declaration.as_deref(),
+        )?;
         let mut t = self.transition_for(def).await?;
         // Locks the execution on a shared transition. The job may have changed since it was read
         // above: finishing it is a conditional update that refuses a job no longer in progress.

@@ -262,6 +262,20 @@ impl Engine {
         Ok((declaration, self.open_secrets(stored.secrets.as_deref())?))
     }
 
+    /// The definition of a pipeline version from its stored declaration, read elsewhere (None:
+    /// the version is gone, so is the pipeline).
+    pub(crate) fn stored_definition(
+        &self,
+        name: &str,
+        version: i64,
+        stored: Option<&str>,
+    ) -> Result<crate::executions::Definition> {
+        let stored = stored.ok_or_else(|| pipeline_not_found(name))?;
+        let declaration = with_version(stored, version)
+            .ok_or_else(|| Error::Internal(format!("stored declaration of {name} is not a JSON object")))?;
+        self.definition_from(name, &declaration, version)
+    }
+
     fn open_secrets(&self, sealed: Option<&[u8]>) -> Result<Secrets> {
         let Some(sealed) = sealed else { return Ok(Secrets::new()) };
         let plain = self

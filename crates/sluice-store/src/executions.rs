@@ -4,7 +4,7 @@
 //! its execution ([`lock_and_read_execution`]). On SQLite one writer runs one transaction at a
 //! time, so these order nothing there.
 
-use crate::sql::{self, Row};
+use crate::sql::{self, Columns, Row};
 
 use crate::{Result, Store, Tx};
 
@@ -53,7 +53,7 @@ pub(crate) const EXECUTION_COLUMNS: &str =
 const STEP_COLUMNS: &str =
     "id, execution_id, name, position, status, attempt, data, error, started_at, finished_at";
 
-pub(crate) fn decode_execution(row: &Row) -> Result<ExecutionRow> {
+pub(crate) fn decode_execution(row: &impl Columns) -> Result<ExecutionRow> {
     Ok(ExecutionRow {
         id: row.try_get(0)?,
         kind: row.try_get(1)?,

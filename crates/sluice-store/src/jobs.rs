@@ -7,7 +7,8 @@
 
 use sluice_core::job::JobStatus;
 
-use crate::sql::{self, Row};
+use crate::executions::ExecutionRow;
+use crate::sql::{self, Columns};
 
 use crate::{Backend, Error, Result, Store, Tx};
 
@@ -21,6 +22,9 @@ pub struct NewJob<'a> {
     pub execution_id: Option<&'a str>,
     pub step_id: Option<&'a str>,
     pub continuation_token: Option<&'a str>,
+    /// How long the job may run once acknowledged ([`Store::acknowledge_job_with_timeout`]);
+    /// None: the caller's default.
+    pub timeout_millis: Option<i64>,
     pub at: i64,
 }
 
@@ -43,6 +47,15 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
+/// A job, its execution and the stored declaration that execution runs
+/// ([`Store::job_in_context`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobContext {
+    pub job: JobRow,
+    pub execution: Option<ExecutionRow>,
+    pub declaration: Option<String>,
+}
+
 /// What an acknowledgement found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckOutcome {
@@ -59,7 +72,7 @@ pub enum AckOutcome {
 const COLUMNS: &str = "id, queue_key, tenant, status, nonce, lease_until, attempt, continuation_token, \
                        data, execution_id, step_id, error, created_at, updated_at";
 
-fn decode(row: &Row) -> Result<JobRow> {
+fn decode(row: &impl Columns) -> Result<JobRow> {
     let status: String = row.try_get(3)?;
     Ok(JobRow {
         id: row.try_get(0)?,
@@ -89,8 +102,8 @@ fn sorted(mut jobs: Vec<JobRow>) -> Result<Vec<JobRow>> {
 pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
     sql::query(
         "INSERT INTO jobs (id, queue_key, tenant, status, attempt, continuation_token, data,
-                           execution_id, step_id, created_at, updated_at)
-         VALUES ($1, $2, $3, 'Queued', 0, $4, $5, $6, $7, $8, $8)",
+                           execution_id, step_id, created_at, updated_at, timeout_millis)
+         VALUES ($1, $2, $3, 'Queued', 0, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(job.id)
     .bind(job.queue_key)
@@ -100,6 +113,7 @@ pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
     .bind(job.execution_id)
     .bind(job.step_id)
     .bind(job.at)
+    .bind(job.timeout_millis)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -273,7 +287,45 @@ impl Store {
         if done == 1 {
             return Ok(AckOutcome::Acknowledged);
         }
-        let Some(job) = self.job(id).await? else {
+        self.why_not_acknowledged(id, None, nonce).await
+    }
+
+    /// Acknowledges a dispatched job of `tenant` with its nonce, in one statement: it stays
+    /// leased for the run timeout it was queued with (`default_timeout` if none). A job of
+    /// another tenant is not found.
+    pub async fn acknowledge_job_with_timeout(
+        &self,
+        id: &str,
+        tenant: &str,
+        nonce: &str,
+        default_timeout: i64,
+        now: i64,
+    ) -> Result<AckOutcome> {
+        let done = self
+            .write(
+                sql::query(
+                    "UPDATE jobs SET status = 'InProgress', lease_until = $4 + COALESCE(timeout_millis, $5),
+                         updated_at = $4
+                     WHERE id = $1 AND nonce = $2 AND status = 'Dispatched' AND tenant = $3",
+                )
+                .bind(id)
+                .bind(nonce)
+                .bind(tenant)
+                .bind(now)
+                .bind(default_timeout),
+            )
+            .await?;
+        if done == 1 {
+            return Ok(AckOutcome::Acknowledged);
+        }
+        self.why_not_acknowledged(id, Some(tenant), nonce).await
+    }
+
+    /// What an acknowledgement that changed nothing found (a job of another tenant than
+    /// `tenant`, if given, is not found).
+    async fn why_not_acknowledged(&self, id: &str, tenant: Option<&str>, nonce: &str) -> Result<AckOutcome> {
+        let job = self.job(id).await?.filter(|job| tenant.is_none_or(|t| job.tenant == t));
+        let Some(job) = job else {
             return Ok(AckOutcome::NotFound);
         };
         Ok(match (job.status, job.nonce.as_deref() == Some(nonce)) {
@@ -281,6 +333,37 @@ impl Store {
             (JobStatus::Dispatched | JobStatus::InProgress, false) => AckOutcome::InvalidNonce,
             (status, _) => AckOutcome::NotDispatched(status),
         })
+    }
+
+    /// A job with the execution it belongs to and the declaration of the pipeline version that
+    /// execution runs, in one read (a result needs all three before its transaction).
+    pub async fn job_in_context(&self, id: &str) -> Result<Option<JobContext>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let columns = |list: &str, table: &str| {
+                list.split(',').map(|c| format!("{table}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            };
+            format!(
+                "SELECT {}, {}, v.declaration FROM jobs j
+                 LEFT JOIN executions e ON e.id = j.execution_id
+                 LEFT JOIN pipeline_versions v ON v.name = e.definition_name AND v.version = e.definition_version
+                 WHERE j.id = $1",
+                columns(COLUMNS, "j"),
+                columns(crate::executions::EXECUTION_COLUMNS, "e"),
+            )
+        });
+        let Some(row) = sql::query(&SQL).bind(id).fetch_optional(self.reads()).await? else {
+            return Ok(None);
+        };
+        let job = decode(&row)?;
+        let from = COLUMNS.split(',').count();
+        let execution_part = sql::Part { row: &row, from };
+        let execution = match execution_part.try_get::<Option<String>>(0)? {
+            Some(_) => Some(crate::executions::decode_execution(&execution_part)?),
+            None => None,
+        };
+        let declaration_at = from + crate::executions::EXECUTION_COLUMNS.split(',').count();
+        let declaration = row.try_get(declaration_at)?;
+        Ok(Some(JobContext { job, execution, declaration }))
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>> {

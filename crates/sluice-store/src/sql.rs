@@ -217,6 +217,30 @@ impl Row {
     }
 }
 
+/// Columns by index: a whole [`Row`], or a [`Part`] of a joined one. Row decoders take this, so
+/// one decoder reads its table's columns from a row of their own or from a join.
+pub(crate) trait Columns {
+    fn try_get<T: Column>(&self, index: usize) -> Result<T>;
+}
+
+impl Columns for Row {
+    fn try_get<T: Column>(&self, index: usize) -> Result<T> {
+        Row::try_get(self, index)
+    }
+}
+
+/// The columns of a joined row from `from` on: column 0 of the part is column `from` of the row.
+pub(crate) struct Part<'r> {
+    pub(crate) row: &'r Row,
+    pub(crate) from: usize,
+}
+
+impl Columns for Part<'_> {
+    fn try_get<T: Column>(&self, index: usize) -> Result<T> {
+        self.row.try_get(self.from + index)
+    }
+}
+
 /// A type a column decodes into.
 pub(crate) trait Column: Sized {
     fn from_any(row: &AnyRow, index: usize) -> Result<Self>;

@@ -589,6 +589,7 @@ impl<'e> Run<'e> {
             execution_id: Some(&live.row.id),
             step_id: Some(&row.id),
             continuation_token: None,
+            timeout_millis: None,
             at: self.now,
         };
         jobs::insert(&mut self.tx, &new).await?;

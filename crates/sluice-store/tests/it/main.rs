@@ -45,6 +45,8 @@ on_both_backends!(
     queue_vacuum_leaves_jobs_claimable,
     expired_leases_requeue_or_time_out,
     released_job_is_queued_as_before_its_claim,
+    acknowledgement_leases_for_the_jobs_timeout,
+    job_reads_with_its_execution_and_declaration,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
     third_party_types_keep_their_client,

@@ -94,6 +94,7 @@ async fn insert_job_in(tx: &mut sluice_store::Tx<'_>, id: &str) -> sluice_store:
         execution_id: None,
         step_id: None,
         continuation_token: None,
+        timeout_millis: None,
         at: 1,
     };
     sluice_store::jobs::insert(tx, &job).await
@@ -144,6 +145,7 @@ pub async fn queue_vacuum_leaves_jobs_claimable(db: &TestDb) {
             execution_id: None,
             step_id: None,
             continuation_token: None,
+            timeout_millis: None,
             at: n,
         };
         sluice_store::jobs::insert(&mut tx, &job).await.unwrap();
@@ -300,6 +302,7 @@ fn new_job<'a>(id: &'a str, queue: &'a str, tenant: &'a str, at: i64) -> sluice_
         execution_id: Some("exec-1"),
         step_id: None,
         continuation_token: None,
+        timeout_millis: None,
         at,
     }
 }
@@ -389,6 +392,63 @@ pub async fn expired_leases_requeue_or_time_out(db: &TestDb) {
     assert_eq!(timed_out.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b"]);
     assert_eq!(timed_out[0].status, JobStatus::TimedOut);
     assert_eq!(db.store.job("a").await.unwrap().unwrap().status, JobStatus::Dispatched);
+}
+
+/// AcknowledgeJob's one-statement form: the lease runs for the timeout the job was queued with,
+/// or the default; a job of another tenant is not found and stays as it was.
+pub async fn acknowledgement_leases_for_the_jobs_timeout(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::{AckOutcome, NewJob};
+    let timed = NewJob { timeout_millis: Some(7_000), ..new_job("a", "q", "t", 1) };
+    enqueue(db, &[timed, new_job("b", "q", "t", 2)]).await;
+    let claimed = db.store.claim_jobs("q", "t", 2, 1_000, 10).await.unwrap();
+    let (a_nonce, b_nonce) = (claimed[0].nonce.clone().unwrap(), claimed[1].nonce.clone().unwrap());
+    let ack = |id: &'static str, tenant: &'static str, nonce: String, now: i64| async move {
+        db.store.acknowledge_job_with_timeout(id, tenant, &nonce, 500, now).await.unwrap()
+    };
+
+    assert_eq!(ack("a", "other", a_nonce.clone(), 20).await, AckOutcome::NotFound);
+    assert_eq!(db.store.job("a").await.unwrap().unwrap().status, JobStatus::Dispatched);
+    assert_eq!(ack("a", "t", "wrong".into(), 20).await, AckOutcome::InvalidNonce);
+    assert_eq!(ack("a", "t", a_nonce.clone(), 20).await, AckOutcome::Acknowledged);
+    assert_eq!(ack("b", "t", b_nonce, 20).await, AckOutcome::Acknowledged);
+    let lease = |id: &'static str| async move { db.store.job(id).await.unwrap().unwrap().lease_until };
+    assert_eq!((lease("a").await, lease("b").await), (Some(7_020), Some(520)));
+    assert_eq!(ack("a", "t", a_nonce, 30).await, AckOutcome::AlreadyInProgress);
+    assert_eq!(lease("a").await, Some(7_020), "acknowledging again extends nothing");
+}
+
+/// A job read with its execution and the declaration of the version that execution runs, in one
+/// read; without an execution or once the pipeline is gone, those parts are missing.
+pub async fn job_reads_with_its_execution_and_declaration(db: &TestDb) {
+    use sluice_store::jobs::NewJob;
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:deploy";
+    db.store
+        .create_pipeline(&write("deploy", "{\"v\":1}", None), arn, &[], &event("Create", "deploy", 1))
+        .await
+        .unwrap();
+    db.store
+        .update_pipeline(&write("deploy", "{\"v\":2}", None), &event("Update", "deploy", 2))
+        .await
+        .unwrap();
+    let mut execution = automation_row("x1", "deploy", "InProgress", 5, None);
+    execution.kind = "pipeline".into();
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_execution(&mut tx, &execution).await.unwrap();
+    tx.commit().await.unwrap();
+    let of_x1 = NewJob { execution_id: Some("x1"), ..new_job("j1", "q", "t", 10) };
+    enqueue(db, &[of_x1, new_job("j2", "q", "t", 11)]).await;
+
+    let found = db.store.job_in_context("j1").await.unwrap().unwrap();
+    assert_eq!((found.job.id.as_str(), found.job.execution_id.as_deref()), ("j1", Some("x1")));
+    assert_eq!(found.execution, Some(execution));
+    assert_eq!(found.declaration.as_deref(), Some("{\"v\":1}"), "the version the execution runs");
+    let orphan = db.store.job_in_context("j2").await.unwrap().unwrap();
+    assert_eq!((orphan.job.id.as_str(), orphan.execution, orphan.declaration), ("j2", None, None));
+    assert_eq!(db.store.job_in_context("nope").await.unwrap(), None);
+
+    db.store.delete_pipeline("deploy", arn, &event("Delete", "deploy", 20)).await.unwrap();
+    assert_eq!(db.store.job_in_context("j1").await.unwrap().unwrap().declaration, None);
 }
 
 /// A job claimed for a poll that never got it goes back as it was before the claim; a release
