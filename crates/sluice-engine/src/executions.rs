@@ -116,6 +116,9 @@ pub(crate) struct Transition<'e> {
     /// Jobs this transition queued, with their queues: they are handed to waiting polls, or
     /// their queues' polls are woken after the commit.
     queued: Vec<(String, String)>,
+    /// Waiting long polls this transition took, with the jobs it queued for them already
+    /// claimed; they are sent after the commit.
+    handing: Vec<Handed>,
     /// The pipeline is share-locked (a PARALLEL transition), so each execution's row is locked
     /// before it is first read.
     shared: bool,
@@ -238,6 +241,7 @@ impl Engine {
             work: VecDeque::new(),
             executions: std::collections::HashMap::new(),
             queued: Vec::new(),
+            handing: Vec::new(),
             shared,
             inserted: Default::default(),
             changed: Default::default(),
@@ -437,11 +441,13 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 impl Transition<'_> {
     /// Commits, then wakes pollers of the queues that got jobs: in this process directly, in
     /// other processes on the same PostgreSQL database through the commit's announcements.
-    /// Long polls waiting in this process are first handed the new jobs, claimed in this
-    /// transaction, and get them once it has committed ([`crate::handoff`]).
+    /// Long polls waiting in this process are handed the new jobs, inserted already claimed for
+    /// them (or, for polls that registered after the job was queued, claimed here), and get them
+    /// once the transaction has committed ([`crate::handoff`]).
     pub(crate) async fn commit(mut self) -> Result<()> {
         self.flush().await?;
-        let (handed, unclaimed) = self.hand_off_jobs().await?;
+        let (mut handed, unclaimed) = self.hand_off_jobs().await?;
+        handed.append(&mut self.handing);
         let backend = self.engine.store().backend();
         for queue in &unclaimed {
             jobs::announce_in(&mut self.tx, backend, queue).await?;
@@ -461,7 +467,8 @@ impl Transition<'_> {
         Ok(())
     }
 
-    /// Claims this transition's new jobs for long polls of this process that wait for them.
+    /// Claims this transition's new jobs that no poll waited for when they were queued, for long
+    /// polls of this process that have started waiting since.
     /// Returns the claims with their polls, and the queues left with new jobs nobody was handed.
     /// Only the transition's own jobs are handed out: older queued jobs were announced when
     /// they were queued, so polls already know of them.
@@ -850,9 +857,31 @@ impl Transition<'_> {
             timeout_millis: Some(timeout),
             at: self.now,
         };
-        jobs::insert(&mut self.tx, &job).await?;
-        self.queued.push((key, id));
+        let Some(poll) = self.waiting_poll(&key) else {
+            jobs::insert(&mut self.tx, &job).await?;
+            self.queued.push((key, id));
+            return Ok(());
+        };
+        // A poll of this process waits for this queue: the job goes in already claimed for it.
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let lease = self.now + crate::pipeline_jobs::DISPATCH_LEASE_MILLIS;
+        let row = jobs::insert_dispatched(&mut self.tx, &job, &nonce, lease).await?;
+        let views = self.engine.views_in(&mut self.tx, vec![row]).await?;
+        self.handing[poll].2.extend(views);
         Ok(())
+    }
+
+    /// Where in [`Transition::handing`] the next job of `queue` goes: a poll this transition
+    /// already took that still has room, else the oldest poll of this process waiting for the
+    /// queue (None: nobody waits).
+    fn waiting_poll(&mut self, queue: &str) -> Option<usize> {
+        let room = |(q, waiter, views): &Handed| q == queue && (views.len() as i64) < waiter.max.max(1);
+        if let Some(found) = self.handing.iter().position(room) {
+            return Some(found);
+        }
+        let waiter = self.engine.waiters.take(&self.engine.account().account_id, queue)?;
+        self.handing.push((queue.to_string(), waiter, Vec::new()));
+        Some(self.handing.len() - 1)
     }
 
     /// Copies the source object into the artifact bucket; its ETag is the revision.

@@ -2,9 +2,9 @@
 //!
 //! A long poll that finds its queue empty registers here, and stays registered only while it
 //! waits (registered while claiming for itself, it would be handed jobs it must put back). A
-//! transition that queues jobs on that queue takes the registration, claims jobs for it inside
-//! its own transaction and, once that transaction has committed, sends the claimed jobs to the
-//! poll. The job is started and handed out with one commit instead of two (the start's, then
+//! transition that queues a job on that queue takes the registration, inserts the job already
+//! claimed for it (no separate claim statement) and, once its transaction has committed, sends
+//! the claimed jobs to the poll. The job is started and handed out with one commit instead of two (the start's, then
 //! the poll's claim), which is most of a job's pickup latency on a machine where a durable
 //! commit costs about a millisecond.
 //!

@@ -277,7 +277,11 @@ impl Engine {
     }
 
     /// The views of jobs just claimed in `tx`, with their credentials.
-    async fn views_in(&self, tx: &mut sluice_store::Tx<'_>, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
+    pub(crate) async fn views_in(
+        &self,
+        tx: &mut sluice_store::Tx<'_>,
+        claimed: Vec<JobRow>,
+    ) -> Result<Vec<JobView>> {
         let mut views = Vec::with_capacity(claimed.len());
         for job in claimed {
             let input = match ViewInput::recorded(&job) {

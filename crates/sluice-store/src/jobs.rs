@@ -100,10 +100,43 @@ fn sorted(mut jobs: Vec<JobRow>) -> Result<Vec<JobRow>> {
 
 /// Enqueues a job inside `tx` (status `Queued`).
 pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
+    insert_as(tx, job, None).await
+}
+
+/// Enqueues a job inside `tx` already claimed, as a claim would leave it: `Dispatched` with
+/// `nonce`, attempt 1 and a lease until `lease_until` (a job handed straight to a waiting poll).
+/// Returns the row as stored.
+pub async fn insert_dispatched(
+    tx: &mut Tx<'_>,
+    job: &NewJob<'_>,
+    nonce: &str,
+    lease_until: i64,
+) -> Result<JobRow> {
+    insert_as(tx, job, Some((nonce, lease_until))).await?;
+    Ok(JobRow {
+        id: job.id.to_string(),
+        queue_key: job.queue_key.to_string(),
+        tenant: job.tenant.to_string(),
+        status: JobStatus::Dispatched,
+        nonce: Some(nonce.to_string()),
+        lease_until: Some(lease_until),
+        attempt: 1,
+        continuation_token: job.continuation_token.map(str::to_string),
+        data: job.data.to_string(),
+        execution_id: job.execution_id.map(str::to_string),
+        step_id: job.step_id.map(str::to_string),
+        error: None,
+        created_at: job.at,
+        updated_at: job.at,
+    })
+}
+
+async fn insert_as(tx: &mut Tx<'_>, job: &NewJob<'_>, claim: Option<(&str, i64)>) -> Result<()> {
+    let status = if claim.is_some() { JobStatus::Dispatched } else { JobStatus::Queued };
     sql::query(
         "INSERT INTO jobs (id, queue_key, tenant, status, attempt, continuation_token, data,
-                           execution_id, step_id, created_at, updated_at, timeout_millis)
-         VALUES ($1, $2, $3, 'Queued', 0, $4, $5, $6, $7, $8, $8, $9)",
+                           execution_id, step_id, created_at, updated_at, timeout_millis, nonce, lease_until)
+         VALUES ($1, $2, $3, $10, $11, $4, $5, $6, $7, $8, $8, $9, $12, $13)",
     )
     .bind(job.id)
     .bind(job.queue_key)
@@ -114,6 +147,10 @@ pub async fn insert(tx: &mut Tx<'_>, job: &NewJob<'_>) -> Result<()> {
     .bind(job.step_id)
     .bind(job.at)
     .bind(job.timeout_millis)
+    .bind(status.as_str())
+    .bind(i64::from(claim.is_some()))
+    .bind(claim.map(|(nonce, _)| nonce))
+    .bind(claim.map(|(_, lease)| lease))
     .execute(&mut *tx)
     .await?;
     Ok(())

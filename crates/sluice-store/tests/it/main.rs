@@ -47,6 +47,7 @@ on_both_backends!(
     released_job_is_queued_as_before_its_claim,
     acknowledgement_leases_for_the_jobs_timeout,
     job_reads_with_its_execution_and_declaration,
+    job_inserted_claimed_is_stored_as_a_claim_leaves_it,
     concurrent_claims_hand_out_each_job_once,
     objects_put_replace_list_delete,
     third_party_types_keep_their_client,

@@ -418,6 +418,26 @@ pub async fn acknowledgement_leases_for_the_jobs_timeout(db: &TestDb) {
     assert_eq!(lease("a").await, Some(7_020), "acknowledging again extends nothing");
 }
 
+/// A job inserted already claimed (handed straight to a waiting poll) is stored as a claim leaves
+/// a job: no other claim takes it, and its nonce acknowledges it.
+pub async fn job_inserted_claimed_is_stored_as_a_claim_leaves_it(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::AckOutcome;
+    let mut tx = db.store.begin().await.unwrap();
+    let returned = sluice_store::jobs::insert_dispatched(&mut tx, &new_job("h", "q", "t", 5), "nonce-h", 900)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stored = db.store.job("h").await.unwrap().unwrap();
+    assert_eq!(stored, returned, "the returned row is the stored one");
+    assert_eq!(
+        (stored.status, stored.nonce.as_deref(), stored.attempt, stored.lease_until),
+        (JobStatus::Dispatched, Some("nonce-h"), 1, Some(900))
+    );
+    assert!(db.store.claim_jobs("q", "t", 5, 1_000, 10).await.unwrap().is_empty());
+    assert_eq!(db.store.acknowledge_job("h", "nonce-h", 2_000, 11).await.unwrap(), AckOutcome::Acknowledged);
+}
+
 /// A job read with its execution and the declaration of the version that execution runs, in one
 /// read; without an execution or once the pipeline is gone, those parts are missing.
 pub async fn job_reads_with_its_execution_and_declaration(db: &TestDb) {
