@@ -627,7 +627,8 @@ impl Transition<'_> {
         let def = self.def_of(execution.definition_version).await?;
         let index = stage as i64;
         let stage_name = def.spec.stages[stage].name.clone();
-        let open = !rows::transition_disabled(&mut self.tx, &self.name, &stage_name).await?;
+        // The first stage has no inbound transition to disable (DisableStageTransition refuses it).
+        let open = stage == 0 || !rows::transition_disabled(&mut self.tx, &self.name, &stage_name).await?;
         // PARALLEL executions share stages: no need to read (possibly many) neighbours.
         let (running, others_waiting) = if def.mode == "PARALLEL" {
             (Vec::new(), Vec::new())

@@ -267,12 +267,15 @@ impl Store {
     }
 }
 
-/// Two connections per core: on PostgreSQL each query is a round trip that holds its
-/// connection, and more connections than that only add backend processes competing for the
-/// same cores (measured in docs/BENCHMARKS.md: 16 connections gave 8.3k GetPipeline/s, 4 gave 11.3k).
+/// Four connections per core. A read is one round trip that holds its connection, and more
+/// connections than cores add backend processes competing for the same cores (signed
+/// GetPipeline at 32 clients: 16 connections gave 8.3k/s, 4 gave 11.3k); but a transition holds
+/// its connection through a dozen round trips and its commit's fsync, and B1 (job lifecycles)
+/// ran 525-529 jobs/s with 8 connections against 368-378 with 4, while GetPipeline did not
+/// measurably change (docs/BENCHMARKS.md, 2026-11-28 second series).
 fn postgres_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) as u32;
-    (cores * 2).max(4)
+    (cores * 4).max(8)
 }
 
 async fn sqlite_pool(options: AnyConnectOptions) -> Result<AnyPool> {
