@@ -4,9 +4,9 @@
 //! waits (registered while claiming for itself, it would be handed jobs it must put back). A
 //! transition that queues a job on that queue takes the registration, inserts the job already
 //! claimed for it (no separate claim statement) and, once its transaction has committed, sends
-//! the claimed jobs to the poll. The job is started and handed out with one commit instead of two (the start's, then
-//! the poll's claim), which is most of a job's pickup latency on a machine where a durable
-//! commit costs about a millisecond.
+//! the claimed jobs to the poll. The job is started and handed out with one commit instead of
+//! two (the start's, then the poll's claim), which is most of a job's pickup latency on a
+//! machine where a durable commit costs about a millisecond.
 //!
 //! Nothing is handed out before its commit. A poll that stopped waiting (it timed out, woke to
 //! claim again, or its client went away) has dropped its receiver; jobs claimed for it in the

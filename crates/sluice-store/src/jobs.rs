@@ -136,19 +136,19 @@ async fn insert_as(tx: &mut Tx<'_>, job: &NewJob<'_>, claim: Option<(&str, i64)>
     sql::query(
         "INSERT INTO jobs (id, queue_key, tenant, status, attempt, continuation_token, data,
                            execution_id, step_id, created_at, updated_at, timeout_millis, nonce, lease_until)
-         VALUES ($1, $2, $3, $10, $11, $4, $5, $6, $7, $8, $8, $9, $12, $13)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13)",
     )
     .bind(job.id)
     .bind(job.queue_key)
     .bind(job.tenant)
+    .bind(status.as_str())
+    .bind(i64::from(claim.is_some()))
     .bind(job.continuation_token)
     .bind(job.data)
     .bind(job.execution_id)
     .bind(job.step_id)
     .bind(job.at)
     .bind(job.timeout_millis)
-    .bind(status.as_str())
-    .bind(i64::from(claim.is_some()))
     .bind(claim.map(|(nonce, _)| nonce))
     .bind(claim.map(|(_, lease)| lease))
     .execute(&mut *tx)
