@@ -43,9 +43,8 @@ pub async fn append(tx: &mut Tx<'_>, event: &NewEvent<'_>) -> Result<()> {
     .bind(event.subject)
     .bind(event.detail)
     .bind(event.at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .defer(tx)
+    .await
 }
 
 impl Store {

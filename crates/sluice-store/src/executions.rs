@@ -133,9 +133,8 @@ pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(&row.parent_id)
     .bind(&row.current_step)
     .bind(&row.current_action)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .defer(tx)
+    .await
 }
 
 /// Writes an execution's mutable fields.
@@ -275,9 +274,8 @@ pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
     .bind(&row.error)
     .bind(row.started_at)
     .bind(row.finished_at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .defer(tx)
+    .await
 }
 
 pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {

@@ -151,9 +151,8 @@ async fn insert_as(tx: &mut Tx<'_>, job: &NewJob<'_>, claim: Option<(&str, i64)>
     .bind(job.timeout_millis)
     .bind(claim.map(|(nonce, _)| nonce))
     .bind(claim.map(|(_, lease)| lease))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .defer(tx)
+    .await
 }
 
 /// Moves an in-progress job to a final status inside `tx`; false if it was not in progress.
@@ -478,11 +477,7 @@ pub const ANNOUNCE_CHANNEL: &str = "sluice_jobs";
 /// other server processes on the same PostgreSQL database wake. Nothing on SQLite.
 pub async fn announce_in(tx: &mut Tx<'_>, backend: Backend, queue_key: &str) -> Result<()> {
     if backend == Backend::Postgres {
-        sql::query("SELECT pg_notify($1, $2)")
-            .bind(ANNOUNCE_CHANNEL)
-            .bind(queue_key)
-            .execute(&mut *tx)
-            .await?;
+        sql::query("SELECT pg_notify($1, $2)").bind(ANNOUNCE_CHANNEL).bind(queue_key).defer(tx).await?;
     }
     Ok(())
 }

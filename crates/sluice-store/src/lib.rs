@@ -102,6 +102,8 @@ pub struct Store {
 /// through [`sql`]; dropping it uncommitted rolls back its own writes.
 pub struct Tx<'a> {
     inner: TxInner<'a>,
+    /// Statements held for the next round trip (PostgreSQL only; see [`sql::Query::defer`]).
+    held: Vec<sql::Query<'static>>,
 }
 
 enum TxInner<'a> {
@@ -111,7 +113,8 @@ enum TxInner<'a> {
 
 impl Tx<'_> {
     /// Commits. On SQLite this returns once the group holding this transaction has committed.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        self.send_held().await?;
         match self.inner {
             TxInner::Sqlx(tx) => Ok(tx.commit().await?),
             TxInner::Lite(tx) => tx.commit().await,
@@ -125,6 +128,19 @@ impl Tx<'_> {
             TxInner::Lite(tx) => Some(run(tx.conn())),
             TxInner::Sqlx(_) => None,
         }
+    }
+
+    /// Holds a statement until the transaction's next one (see [`sql::Query::defer`]).
+    pub(crate) fn hold(&mut self, insert: sql::Query<'static>) {
+        self.held.push(insert);
+    }
+
+    /// Sends the held statements, combined (see [`sql::combine`]).
+    pub(crate) async fn send_held(&mut self) -> Result<()> {
+        for statement in sql::combine(std::mem::take(&mut self.held)) {
+            statement.execute_sqlx(self).await?;
+        }
+        Ok(())
     }
 
     /// The PostgreSQL transaction's connection; None on SQLite.
@@ -210,7 +226,7 @@ impl Store {
             Some(writer) => TxInner::Lite(writer.begin().await?),
             None => TxInner::Sqlx(self.pool.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx { inner, held: Vec::new() })
     }
 
     /// Where reads outside a transaction run: SQLite's same-thread readers, or the pool.

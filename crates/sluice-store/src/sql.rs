@@ -105,6 +105,22 @@ impl<'q> Query<'q> {
         query
     }
 
+    /// Runs an insert of new rows (or a `SELECT pg_notify`) as part of `tx`, perhaps later. On
+    /// PostgreSQL it is held, and the held statements go in one statement (one round trip) just
+    /// before the transaction's next statement or its commit, where their errors surface; on
+    /// SQLite, where a statement costs no round trip, it runs now. Only for statements whose
+    /// outcome the caller does not read, and that no other held insert depends on: held inserts
+    /// run as the data-modifying parts of one statement, which all see the same snapshot. (The
+    /// tables they write have no foreign keys or triggers.)
+    pub(crate) async fn defer(self, tx: &mut Tx<'_>) -> Result<()> {
+        if tx.with_lite(|_| ()).is_some() {
+            self.execute(tx).await?;
+        } else {
+            tx.hold(Query { sql: self.sql.into_owned().into(), args: self.args });
+        }
+        Ok(())
+    }
+
     /// Runs the statement; how many rows it changed.
     pub(crate) async fn execute<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> Result<u64> {
         match on.into() {
@@ -118,7 +134,8 @@ impl<'q> Query<'q> {
                 {
                     return changed;
                 }
-                Ok(self.sqlx().execute(sqlx_conn(tx)?).await?.rows_affected())
+                tx.send_held().await?;
+                self.execute_sqlx(tx).await
             }
         }
     }
@@ -147,6 +164,7 @@ impl<'q> Query<'q> {
                     done?;
                     return Ok(rows);
                 }
+                tx.send_held().await?;
                 Ok(self.sqlx().fetch_all(sqlx_conn(tx)?).await?.into_iter().map(Row::Any).collect())
             }
         }
@@ -161,6 +179,73 @@ impl<'q> Query<'q> {
     pub(crate) async fn fetch_one<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> Result<Row> {
         self.fetch_optional(on).await?.ok_or_else(|| Error::Corrupt("a statement returned no row".into()))
     }
+}
+
+impl Query<'_> {
+    /// Runs the statement on a PostgreSQL transaction's connection, held inserts or not.
+    pub(crate) async fn execute_sqlx(&self, tx: &mut Tx<'_>) -> Result<u64> {
+        Ok(self.sqlx().execute(sqlx_conn(tx)?).await?.rows_affected())
+    }
+}
+
+/// Held statements (see [`Query::defer`]) as few statements as can carry them, in order: inserts
+/// become data-modifying `WITH` parts of the next statement, their placeholders renumbered after
+/// the values of the parts before them. Any other statement (a `SELECT pg_notify`, which a
+/// `WITH` part would never run) ends its batch as the main statement.
+pub(crate) fn combine(held: Vec<Query<'static>>) -> Vec<Query<'static>> {
+    let mut batches = Vec::new();
+    let mut parts: Vec<Query<'static>> = Vec::new();
+    for statement in held {
+        let is_insert = statement.sql.trim_start().starts_with("INSERT");
+        parts.push(statement);
+        if !is_insert {
+            batches.extend(one_statement(std::mem::take(&mut parts)));
+        }
+    }
+    batches.extend(one_statement(parts));
+    batches
+}
+
+/// `parts` as one statement: all but the last as `WITH` parts of the last.
+fn one_statement(mut parts: Vec<Query<'static>>) -> Option<Query<'static>> {
+    let last = parts.pop()?;
+    if parts.is_empty() {
+        return Some(last);
+    }
+    let mut sql = String::from("WITH ");
+    let mut args = Vec::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        sql.push_str(&format!("held{index} AS ({}), ", renumber(&part.sql, args.len())));
+        args.extend(part.args);
+    }
+    sql.truncate(sql.len() - 2);
+    sql.push(' ');
+    sql.push_str(&renumber(&last.sql, args.len()));
+    args.extend(last.args);
+    Some(Query { sql: sql.into(), args })
+}
+
+/// `sql` with every placeholder `$N` written as `$(N + offset)`. (Held statements carry no `$`
+/// in literals.)
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(number) => out.push_str(&(number + offset).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
 }
 
 fn sqlx_conn<'t>(tx: &'t mut Tx<'_>) -> Result<&'t mut sqlx::AnyConnection> {
@@ -278,3 +363,58 @@ macro_rules! column {
 column!(i64, LiteValue::Integer(v) => *v);
 column!(String, LiteValue::Text(v) => v.clone());
 column!(Vec<u8>, LiteValue::Blob(v) => v.clone());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(statements: Vec<Query<'_>>) -> Vec<Query<'static>> {
+        statements.into_iter().map(|q| Query { sql: q.sql.into_owned().into(), args: q.args }).collect()
+    }
+
+    #[test]
+    fn held_inserts_combine_into_one_statement_with_renumbered_placeholders() {
+        let first = query("INSERT INTO a (x, y) VALUES ($1, $2)").bind(1i64).bind("one");
+        let second = query("INSERT INTO b (x, y, z) VALUES ($1, $2, $1)").bind(2i64).bind("two");
+        let third = query("INSERT INTO c (x) VALUES ($1)").bind(3i64);
+        let combined = combine(held(vec![first, second, third]));
+        assert_eq!(combined.len(), 1);
+        assert_eq!(
+            combined[0].sql,
+            "WITH held0 AS (INSERT INTO a (x, y) VALUES ($1, $2)), \
+             held1 AS (INSERT INTO b (x, y, z) VALUES ($3, $4, $3)) INSERT INTO c (x) VALUES ($5)"
+        );
+        let ints: Vec<Option<i64>> = combined[0]
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Int(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ints, vec![Some(1), Some(2), Some(3)]);
+        assert_eq!(combined[0].args.len(), 5);
+    }
+
+    #[test]
+    fn a_held_select_ends_its_batch_as_the_main_statement() {
+        let insert = query("INSERT INTO a (x) VALUES ($1)").bind(1i64);
+        let notify = query("SELECT pg_notify($1, $2)").bind("channel").bind("queue");
+        let later = query("INSERT INTO b (x) VALUES ($1)").bind(2i64);
+        let combined = combine(held(vec![insert, notify, later]));
+        let texts: Vec<&str> = combined.iter().map(|q| q.sql.as_ref()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "WITH held0 AS (INSERT INTO a (x) VALUES ($1)) SELECT pg_notify($2, $3)",
+                "INSERT INTO b (x) VALUES ($1)"
+            ]
+        );
+        assert!(combine(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn renumbering_leaves_a_lone_dollar_and_large_numbers_right() {
+        assert_eq!(renumber("SELECT $1, $10, $ , $2", 7), "SELECT $8, $17, $ , $9");
+    }
+}

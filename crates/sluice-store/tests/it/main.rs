@@ -33,6 +33,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     access_keys_round_trip_and_conflict,
     concurrent_transactions_commit_alone_or_together,
+    held_inserts_are_seen_by_the_next_statement,
     action_types_insert_list_delete,
     deleted_action_type_cannot_be_recreated,
     pipeline_versions_are_kept,

@@ -114,10 +114,13 @@ pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
                 0 => drop(tx),
                 1 => tx.commit().await.unwrap(),
                 _ => {
-                    // A statement fails (a duplicate key) and the transaction is abandoned.
-                    let err = insert_job_in(&mut tx, &format!("group-{n}")).await;
-                    assert!(matches!(err, Err(Error::Conflict)));
-                    drop(tx);
+                    // A statement fails (a duplicate key) and the transaction is abandoned. On
+                    // PostgreSQL the insert is held and fails when it is sent, here at the commit.
+                    let failed = match insert_job_in(&mut tx, &format!("group-{n}")).await {
+                        Err(err) => Err(err),
+                        Ok(()) => tx.commit().await,
+                    };
+                    assert!(matches!(failed, Err(Error::Conflict)), "job {n}: {failed:?}");
                 }
             }
         }));
@@ -129,6 +132,44 @@ pub async fn concurrent_transactions_commit_alone_or_together(db: &TestDb) {
         let stored = db.store.job(&format!("group-{n}")).await.unwrap();
         assert_eq!(stored.is_some(), n % 3 == 1, "job {n}");
     }
+}
+
+/// Inserts a transaction holds back (on PostgreSQL, until its next statement) are there for that
+/// statement, in order, with the event inserted among them; a transaction dropped with inserts
+/// still held leaves nothing.
+pub async fn held_inserts_are_seen_by_the_next_statement(db: &TestDb) {
+    let mut tx = db.store.begin().await.unwrap();
+    for n in 0..3 {
+        insert_job_in(&mut tx, &format!("held-{n}")).await.unwrap();
+    }
+    let event = sluice_store::events::NewEvent {
+        execution_id: None,
+        job_id: Some("held-0"),
+        actor: "tester",
+        kind: "held",
+        subject: "held-subject",
+        detail: "{}",
+        at: 1,
+    };
+    sluice_store::events::append(&mut tx, &event).await.unwrap();
+    sluice_store::jobs::announce_in(&mut tx, db.store.backend(), "group-q").await.unwrap();
+    let ids: Vec<String> = (0..4).map(|n| format!("held-{n}")).collect();
+    let claimed = db.store.claim_jobs_by_id_in(&mut tx, &ids, 10, 2).await.unwrap();
+    let mut claimed: Vec<String> = claimed.into_iter().map(|job| job.id).collect();
+    claimed.sort();
+    assert_eq!(claimed, ids[..3].to_vec(), "the next statement sees every held insert");
+    tx.commit().await.unwrap();
+    let events = db.store.events_for_subject("held-subject").await.unwrap();
+    assert_eq!(events.len(), 1);
+
+    let mut tx = db.store.begin().await.unwrap();
+    insert_job_in(&mut tx, "held-dropped").await.unwrap();
+    drop(tx);
+    assert!(db.store.job("held-dropped").await.unwrap().is_none());
+    assert_eq!(
+        db.store.job("held-1").await.unwrap().map(|job| job.status.as_str().to_string()),
+        Some("Dispatched".into())
+    );
 }
 
 /// The periodic vacuum of the queue's tables runs outside any transaction on both backends and
