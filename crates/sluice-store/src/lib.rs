@@ -131,8 +131,13 @@ impl Tx<'_> {
     }
 
     /// Holds a statement until the transaction's next one (see [`sql::Query::defer`]).
-    pub(crate) fn hold(&mut self, insert: sql::Query<'static>) {
-        self.held.push(insert);
+    pub(crate) fn hold(&mut self, statement: sql::Query<'static>) {
+        self.held.push(statement);
+    }
+
+    /// Whether this is a SQLite transaction (on the writer connection).
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self.inner, TxInner::Lite(_))
     }
 
     /// Sends the held statements, combined (see [`sql::combine`]).

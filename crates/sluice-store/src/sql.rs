@@ -113,7 +113,7 @@ impl<'q> Query<'q> {
     /// run as the data-modifying parts of one statement, which all see the same snapshot. (The
     /// tables they write have no foreign keys or triggers.)
     pub(crate) async fn defer(self, tx: &mut Tx<'_>) -> Result<()> {
-        if tx.with_lite(|_| ()).is_some() {
+        if tx.is_sqlite() {
             self.execute(tx).await?;
         } else {
             tx.hold(Query { sql: self.sql.into_owned().into(), args: self.args });
