@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import signal
 import subprocess
+import threading
 import time
 import zipfile
 
@@ -62,6 +63,32 @@ def test_worker_runs_the_command_and_uploads_outputs(approved_setup, endpoint):
     [entry] = listed["Contents"]
     archive = zipfile.ZipFile(io.BytesIO(s3_client(endpoint).get_object(Bucket="artifacts", Key=entry["Key"])["Body"].read()))
     assert archive.read("copy.txt") == b"source v1target=all\n"
+
+
+def test_a_start_hands_its_job_to_a_poll_already_waiting(approved_setup):
+    """The build action's type has a secret property, so its job's view is read from the
+    execution; a start that hands the job to a waiting long poll has to have written it."""
+    setup = approved_setup
+    got = {}
+
+    def poll():
+        deadline = time.monotonic() + 10
+        while "job" not in got and time.monotonic() < deadline:
+            jobs = setup.cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=1,
+                                          queryParam={"Target": "all"})["jobs"]
+            if jobs:
+                got["job"] = jobs[0]
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.3)  # the poll is now waiting (a poll waits up to a second for a job)
+    execution_id = setup.start()
+    poller.join()
+    job = got["job"]
+    assert job["data"]["actionConfiguration"]["configuration"]["Target"] == "all"
+    setup.cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    setup.cp.put_job_success_result(jobId=job["id"])
+    assert wait_for(setup, execution_id) == "Succeeded"
 
 
 def test_worker_reports_failures(approved_setup, endpoint):
