@@ -867,9 +867,11 @@ impl Transition<'_> {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let lease = self.now + crate::pipeline_jobs::DISPATCH_LEASE_MILLIS;
         let row = jobs::insert_dispatched(&mut self.tx, &job, &nonce, lease).await?;
-        // A view without a recorded part (an action type with secret properties) is read from the
-        // execution's row, which a start has not written yet.
-        self.flush().await?;
+        // The view of a job with secret properties is read from the execution's row, which a
+        // start has not written yet; other views are recorded on the job and need no write now.
+        if secrets {
+            self.flush().await?;
+        }
         let views = self.engine.views_in(&mut self.tx, vec![row]).await?;
         self.handing[poll].2.extend(views);
         Ok(())
