@@ -283,6 +283,32 @@ def test_variables_are_resolved(cp, endpoint):
     assert error_code(missing.value) == "ValidationException"
 
 
+def test_a_start_runs_the_latest_declaration_after_an_update_and_after_a_recreate(cp, endpoint):
+    """Starts keep the latest definition between them; an update, and a delete followed by a
+    create under the same name (which starts again at version 1), must each be seen."""
+    setup = Setup(cp, endpoint, mode="PARALLEL", approval=False)
+
+    def start_and_poll(target: str) -> dict:
+        execution_id = setup.start()
+        jobs = cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=10, queryParam={"Target": target})["jobs"]
+        assert len(jobs) == 1, f"one job for Target={target}"
+        assert jobs[0]["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+        return setup.execution(execution_id)
+
+    def with_target(declaration: dict, target: str) -> dict:
+        declaration["stages"][1]["actions"][0]["configuration"]["Target"] = target
+        return declaration
+
+    assert start_and_poll("all")["pipelineVersion"] == 1
+    declaration = cp.get_pipeline(name=setup.name)["pipeline"]
+    del declaration["version"]
+    cp.delete_pipeline(name=setup.name)
+    cp.create_pipeline(pipeline=with_target(declaration, "recreated"))
+    assert start_and_poll("recreated")["pipelineVersion"] == 1
+    cp.update_pipeline(pipeline=with_target(declaration, "updated"))
+    assert start_and_poll("updated")["pipelineVersion"] == 2
+
+
 def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):
     server = SluiceServer(tmp_path / "data", tmp_path, name="killed").start()
     config = Config(retries={"total_max_attempts": 1})

@@ -162,24 +162,46 @@ const DEFINITIONS_KEPT: usize = 256;
 /// Every use still reads the declaration from the store and hands out the cached parse only if
 /// the text is the same, so a pipeline deleted and created again under the same name and
 /// version is never answered with the old one; the cache only saves parsing.
+///
+/// Starts keep one more map, `latest`: each pipeline's latest definition with the incarnation
+/// it belongs to. A start uses it without reading the declaration only after the statement
+/// that locks the pipeline has returned the same version and incarnation
+/// ([`Engine::start_transition`]).
 #[derive(Debug, Default)]
-pub(crate) struct DefinitionCache(Mutex<HashMap<(String, i64), (String, Definition)>>);
+pub(crate) struct DefinitionCache {
+    parsed: Mutex<HashMap<(String, i64), (String, Definition)>>,
+    latest: Mutex<HashMap<String, (String, Definition)>>,
+}
+
+/// Inserts into a cache map, starting it over once it holds [`DEFINITIONS_KEPT`] entries.
+fn keep<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut kept = map.lock().expect("definition cache");
+    if kept.len() >= DEFINITIONS_KEPT {
+        kept.clear();
+    }
+    kept.insert(key, value);
+}
 
 impl DefinitionCache {
     fn get(&self, name: &str, declaration: &str, latest: i64) -> Result<Definition> {
         let key = (name.to_string(), latest);
-        if let Some((text, def)) = self.0.lock().expect("definition cache").get(&key) {
+        if let Some((text, def)) = self.parsed.lock().expect("definition cache").get(&key) {
             if text == declaration {
                 return Ok(def.clone());
             }
         }
         let def = parse_definition(name, declaration, latest)?;
-        let mut kept = self.0.lock().expect("definition cache");
-        if kept.len() >= DEFINITIONS_KEPT {
-            kept.clear();
-        }
-        kept.insert(key, (declaration.to_string(), def.clone()));
+        keep(&self.parsed, key, (declaration.to_string(), def.clone()));
         Ok(def)
+    }
+
+    /// The latest definition a start saw of pipeline `name`, with its incarnation.
+    fn latest(&self, name: &str) -> Option<(String, Definition)> {
+        self.latest.lock().expect("definition cache").get(name).cloned()
+    }
+
+    fn remember_latest(&self, incarnation: String, def: Definition) {
+        keep(&self.latest, def.name.clone(), (incarnation, def));
     }
 }
 
@@ -218,25 +240,29 @@ impl Engine {
     }
 
     async fn open_transition(&self, def: Definition, shared: bool) -> Result<Transition<'_>> {
+        let (mut t, _) = self.begin_transition(&def.name, shared).await?;
+        t.defs.insert(def.version, def);
+        Ok(t)
+    }
+
+    /// Opens a transition on pipeline `name`, sharing or locking it, with what the lock read.
+    async fn begin_transition(
+        &self,
+        name: &str,
+        shared: bool,
+    ) -> Result<(Transition<'_>, rows::PipelineHold)> {
         let mut tx = self.store().begin().await?;
-        let found = if shared {
-            rows::share_pipeline(&mut tx, &def.name, self.store().backend()).await?
+        let hold = if shared {
+            rows::share_pipeline(&mut tx, name, self.store().backend()).await?
         } else {
-            rows::lock_pipeline(&mut tx, &def.name).await?
+            rows::lock_pipeline(&mut tx, name).await?
         };
-        if !found {
-            return Err(Error::PipelineNotFound(format!(
-                "Account does not have a pipeline with name '{}'",
-                def.name
-            )));
-        }
-        let name = def.name.clone();
-        let defs = std::collections::HashMap::from([(def.version, def)]);
-        Ok(Transition {
+        let hold = hold.ok_or_else(|| crate::pipelines::pipeline_not_found(name))?;
+        let t = Transition {
             engine: self,
             tx,
-            defs,
-            name,
+            defs: std::collections::HashMap::new(),
+            name: name.to_string(),
             now: self.now_millis(),
             work: VecDeque::new(),
             executions: std::collections::HashMap::new(),
@@ -245,7 +271,31 @@ impl Engine {
             shared,
             inserted: Default::default(),
             changed: Default::default(),
-        })
+        };
+        Ok((t, hold))
+    }
+
+    /// Opens a start's transition on the pipeline's latest definition, which it returns.
+    ///
+    /// The latest definition an earlier start used is taken without reading it when the
+    /// statement that shares or locks the pipeline returns its version and incarnation: no
+    /// update or delete of the pipeline can come between that statement and the commit. Else
+    /// (first start, or the pipeline changed) the pipeline is locked, its latest declaration read
+    /// inside the transaction and kept for the next start. `exclusive` locks even a PARALLEL
+    /// pipeline.
+    async fn start_transition(&self, name: &str, exclusive: bool) -> Result<(Transition<'_>, Definition)> {
+        if let Some((incarnation, def)) = self.definitions.latest(name) {
+            let shared = !exclusive && def.mode == "PARALLEL";
+            let (mut t, hold) = self.begin_transition(name, shared).await?;
+            if hold.version == def.version && hold.incarnation == incarnation {
+                t.defs.insert(def.version, def.clone());
+                return Ok((t, def));
+            }
+        }
+        let (mut t, hold) = self.begin_transition(name, false).await?;
+        let def = t.def_of(hold.version).await?;
+        self.definitions.remember_latest(hold.incarnation, def.clone());
+        Ok((t, def))
     }
 
     /// Starts an execution of the pipeline's latest version; the same client token returns the
@@ -257,16 +307,11 @@ impl Engine {
         variables: Vec<(String, String)>,
         client_token: Option<String>,
     ) -> Result<String> {
-        let def = self.definition(name, None).await?;
-        let declared = resolve_variables(&def.declaration, variables)?;
-        let version = def.version;
         // A client token is looked up before the insert, which two shared transitions could
         // both pass; those starts lock the pipeline.
-        let mut t = if client_token.is_some() {
-            self.transition(def).await?
-        } else {
-            self.transition_for(def).await?
-        };
+        let (mut t, def) = self.start_transition(name, client_token.is_some()).await?;
+        let declared = resolve_variables(&def.declaration, variables)?;
+        let version = def.version;
         if let Some(token) = &client_token {
             let tenant = &t.engine.account().account_id;
             if let Some(existing) =

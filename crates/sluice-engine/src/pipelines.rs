@@ -376,7 +376,7 @@ impl Engine {
     }
 }
 
-fn pipeline_not_found(name: &str) -> Error {
+pub(crate) fn pipeline_not_found(name: &str) -> Error {
     Error::PipelineNotFound(format!("Account does not have a pipeline with name '{name}'"))
 }
 

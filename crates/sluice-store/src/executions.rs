@@ -89,25 +89,42 @@ fn decode_step(row: &Row) -> Result<StepRow> {
     })
 }
 
-/// Serialises transitions of one pipeline; false if the pipeline does not exist.
-pub async fn lock_pipeline(tx: &mut Tx<'_>, name: &str) -> Result<bool> {
-    let done = sql::query("UPDATE pipelines SET version = version WHERE name = $1")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    Ok(done == 1)
+/// What the statement that locks a pipeline read of it: the latest version of this
+/// incarnation of the pipeline (see migration 0014), which together name its declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineHold {
+    pub version: i64,
+    pub incarnation: String,
+}
+
+fn decode_hold(row: Option<Row>) -> Result<Option<PipelineHold>> {
+    row.map(|row| Ok(PipelineHold { version: row.try_get(0)?, incarnation: row.try_get(1)? })).transpose()
+}
+
+/// Serialises transitions of one pipeline; None if the pipeline does not exist.
+pub async fn lock_pipeline(tx: &mut Tx<'_>, name: &str) -> Result<Option<PipelineHold>> {
+    let row =
+        sql::query("UPDATE pipelines SET version = version WHERE name = $1 RETURNING version, incarnation")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    decode_hold(row)
 }
 
 /// Holds off exclusive transitions of a pipeline ([`lock_pipeline`]) while letting other shared
 /// ones run: PARALLEL executions do not share stages, so their transitions only lock their own
-/// execution rows. A row share lock on PostgreSQL; on SQLite (one writer) a plain read. False if
+/// execution rows. A row share lock on PostgreSQL; on SQLite (one writer) a plain read. None if
 /// the pipeline does not exist.
-pub async fn share_pipeline(tx: &mut Tx<'_>, name: &str, backend: crate::Backend) -> Result<bool> {
+pub async fn share_pipeline(
+    tx: &mut Tx<'_>,
+    name: &str,
+    backend: crate::Backend,
+) -> Result<Option<PipelineHold>> {
     let sql = match backend {
-        crate::Backend::Postgres => "SELECT 1 FROM pipelines WHERE name = $1 FOR SHARE",
-        crate::Backend::Sqlite => "SELECT 1 FROM pipelines WHERE name = $1",
+        crate::Backend::Postgres => "SELECT version, incarnation FROM pipelines WHERE name = $1 FOR SHARE",
+        crate::Backend::Sqlite => "SELECT version, incarnation FROM pipelines WHERE name = $1",
     };
-    Ok(sql::query(sql).bind(name).fetch_optional(tx).await?.is_some())
+    decode_hold(sql::query(sql).bind(name).fetch_optional(tx).await?)
 }
 
 pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {

@@ -63,13 +63,15 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         sql::query(
-            "INSERT INTO pipelines (name, version, pipeline_type, execution_mode, created_at, updated_at)
-             VALUES ($1, 1, $2, $3, $4, $4)",
+            "INSERT INTO pipelines (name, version, pipeline_type, execution_mode, created_at, updated_at,
+                                    incarnation)
+             VALUES ($1, 1, $2, $3, $4, $4, $5)",
         )
         .bind(write.name)
         .bind(write.pipeline_type)
         .bind(write.execution_mode)
         .bind(event.at)
+        .bind(uuid::Uuid::new_v4().simple().to_string())
         .execute(&mut tx)
         .await?;
         insert_version(&mut tx, write, 1, event.at).await?;

@@ -299,6 +299,45 @@ pub async fn deleting_a_pipeline_removes_versions_and_tags(db: &TestDb) {
     assert_eq!((again.version, again.declaration.as_str()), (1, "{\"new\":true}"));
 }
 
+/// What the statements that lock or share a pipeline return: its latest version and an
+/// incarnation that updates keep and a delete followed by a create changes.
+pub async fn a_pipeline_hold_names_its_version_and_incarnation(db: &TestDb) {
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:held";
+    let hold = |shared: bool| async move {
+        let mut tx = db.store.begin().await.unwrap();
+        let hold = if shared {
+            executions::share_pipeline(&mut tx, "held", db.store.backend()).await.unwrap()
+        } else {
+            executions::lock_pipeline(&mut tx, "held").await.unwrap()
+        };
+        tx.commit().await.unwrap();
+        hold
+    };
+    assert_eq!(hold(false).await, None);
+    assert_eq!(hold(true).await, None);
+    db.store
+        .create_pipeline(&write("held", "{}", None), arn, &[], &event("Create", "held", 1))
+        .await
+        .unwrap();
+    let first = hold(false).await.unwrap();
+    assert_eq!(first.version, 1);
+    assert!(!first.incarnation.is_empty());
+    assert_eq!(hold(true).await, Some(first.clone()));
+
+    db.store.update_pipeline(&write("held", "{}", None), &event("Update", "held", 2)).await.unwrap();
+    let updated = hold(true).await.unwrap();
+    assert_eq!((updated.version, &updated.incarnation), (2, &first.incarnation));
+
+    db.store.delete_pipeline("held", arn, &event("Delete", "held", 3)).await.unwrap();
+    db.store
+        .create_pipeline(&write("held", "{}", None), arn, &[], &event("Create", "held", 4))
+        .await
+        .unwrap();
+    let again = hold(false).await.unwrap();
+    assert_eq!(again.version, 1);
+    assert_ne!(again.incarnation, first.incarnation, "a recreated pipeline is a new incarnation");
+}
+
 pub async fn tags_overwrite_limit_and_page(db: &TestDb) {
     let arn = "arn:x";
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
