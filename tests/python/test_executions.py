@@ -309,6 +309,17 @@ def test_a_start_runs_the_latest_declaration_after_an_update_and_after_a_recreat
     assert start_and_poll("updated")["pipelineVersion"] == 2
 
 
+def test_jobs_queued_before_their_action_type_is_deleted_can_still_be_polled(cp, endpoint):
+    setup = Setup(cp, endpoint, approval=False)
+    execution_id = setup.start()
+    cp.delete_custom_action_type(category="Build", provider=setup.provider, version="1")
+    [job] = setup.poll()
+    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+    with pytest.raises(ClientError) as unnamed:
+        cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=1)
+    assert error_code(unnamed.value) == "ValidationException", "the deleted type still has its queryable property"
+
+
 def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):
     server = SluiceServer(tmp_path / "data", tmp_path, name="killed").start()
     config = Config(retries={"total_max_attempts": 1})

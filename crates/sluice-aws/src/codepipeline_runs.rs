@@ -346,8 +346,7 @@ fn job_data(job: &JobView) -> Value {
 
 async fn poll(engine: &Engine, input: PollInput) -> Result<String, AwsError> {
     let type_id = input.action_type_id.to_core()?;
-    let action_type = engine.action_type(&type_id).await?;
-    let queryable = action_type.as_ref().and_then(|t| t.queryable_property()).map(|p| p.name.clone());
+    let queryable = engine.polled_queryable_property(&type_id).await?;
     let params = input.query_param.unwrap_or_default();
     let query = match (&queryable, params.len()) {
         (None, 0) => None,

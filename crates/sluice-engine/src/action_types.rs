@@ -112,6 +112,26 @@ impl Engine {
         Ok(stored.filter(|s| !s.deleted).map(|s| s.action_type))
     }
 
+    /// The queryable property of the action type a poll names, which decides the queue it
+    /// polls. A deleted type still has one: its jobs queued before the deletion stay on their
+    /// queue and can still be polled. Types never change, so a live type is taken from memory
+    /// once seen ([`Self::action_type_in`]) and a poll reads nothing.
+    pub async fn polled_queryable_property(&self, id: &ActionTypeId) -> Result<Option<String>> {
+        let found = match builtin_action_types().into_iter().find(|t| &t.id == id) {
+            Some(builtin) => Some(builtin),
+            None => match self.known_action_type(id) {
+                Some(known) => Some(known),
+                None => self.store.action_type(id).await?.map(|stored| {
+                    if !stored.deleted {
+                        self.remember_action_type(&stored.action_type);
+                    }
+                    stored.action_type
+                }),
+            },
+        };
+        Ok(found.and_then(|t| t.queryable_property().map(|p| p.name.clone())))
+    }
+
     /// An action type for queueing a job, read inside a transition's transaction. A declared
     /// type never changes (a new version is a new type), so a type once seen live is kept in
     /// memory and later jobs read nothing; a deletion afterwards does not change how its jobs
