@@ -87,6 +87,40 @@ def test_a_long_poll_wakes_for_a_job_queued_on_another_server(tmp_path):
         assert [j["data"]["pipelineContext"]["pipelineExecutionId"] for j in jobs] == [execution_id]
 
 
+def test_a_start_sees_pipeline_changes_made_through_another_server(tmp_path):
+    """A server keeps the latest definition of a pipeline between starts; a delete and create
+    under the same name, and an update, made through another server must each be seen."""
+    from test_executions import Setup
+
+    with replicas(tmp_path, 2) as (first, second):
+        cp_first, cp_second = client(first.endpoint), client(second.endpoint)
+        setup = Setup(cp_first, first.endpoint, mode="PARALLEL", approval=False)
+
+        def start_and_poll(target: str) -> int:
+            execution_id = setup.start()
+            jobs = cp_first.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=10,
+                                          queryParam={"Target": target})["jobs"]
+            assert [j["data"]["pipelineContext"]["pipelineExecutionId"] for j in jobs] == [execution_id]
+            return setup.execution(execution_id)["pipelineVersion"]
+
+        def with_target(declaration: dict, target: str) -> dict:
+            declaration["stages"][1]["actions"][0]["configuration"]["Target"] = target
+            return declaration
+
+        assert start_and_poll("all") == 1
+        declaration = cp_second.get_pipeline(name=setup.name)["pipeline"]
+        del declaration["version"]
+        cp_second.delete_pipeline(name=setup.name)
+        cp_second.create_pipeline(pipeline=with_target(declaration, "recreated"))
+        assert start_and_poll("recreated") == 1
+        cp_second.update_pipeline(pipeline=with_target(declaration, "updated"))
+        assert start_and_poll("updated") == 2
+        again = setup.start(clientRequestToken="the-same-start")
+        assert setup.start(clientRequestToken="the-same-start") == again
+        assert cp_second.start_pipeline_execution(name=setup.name, clientRequestToken="the-same-start")[
+            "pipelineExecutionId"] == again
+
+
 def run_jobs(servers):
     first = client(servers[0].endpoint)
     type_id = {"category": "Build", "owner": "Custom", "provider": "Multi", "version": "1"}

@@ -258,7 +258,12 @@ impl Engine {
             rows::lock_pipeline(&mut tx, name).await?
         };
         let hold = hold.ok_or_else(|| crate::pipelines::pipeline_not_found(name))?;
-        let t = Transition {
+        Ok((self.transition_on(tx, name, shared), hold))
+    }
+
+    /// A transition of pipeline `name` on `tx`, which has locked or shared the pipeline.
+    fn transition_on(&self, tx: Tx<'static>, name: &str, shared: bool) -> Transition<'_> {
+        Transition {
             engine: self,
             tx,
             defs: std::collections::HashMap::new(),
@@ -271,8 +276,7 @@ impl Engine {
             shared,
             inserted: Default::default(),
             changed: Default::default(),
-        };
-        Ok((t, hold))
+        }
     }
 
     /// Opens a start's transition on the pipeline's latest definition, which it returns.
@@ -307,11 +311,12 @@ impl Engine {
         variables: Vec<(String, String)>,
         client_token: Option<String>,
     ) -> Result<String> {
-        // A client token is looked up before the insert, which two shared transitions could
-        // both pass; those starts lock the pipeline.
+        if let Some(id) = self.start_on_kept_definition(actor, name, &variables, &client_token).await? {
+            return Ok(id);
+        }
+        // A client token is looked up before the insert; that start locks the pipeline, so no
+        // other start can insert the token between.
         let (mut t, def) = self.start_transition(name, client_token.is_some()).await?;
-        let declared = resolve_variables(&def.declaration, variables)?;
-        let version = def.version;
         if let Some(token) = &client_token {
             let tenant = &t.engine.account().account_id;
             if let Some(existing) =
@@ -320,6 +325,61 @@ impl Engine {
                 return Ok(existing.id);
             }
         }
+        let (t, id) = self.prepare_start(t, &def, actor, variables, client_token).await?;
+        t.commit().await?;
+        Ok(id)
+    }
+
+    /// A start of a PARALLEL pipeline on the latest definition kept from an earlier start, in a
+    /// transaction guarded by the pipeline still being at that definition's version and
+    /// incarnation ([`rows::begin_sharing_pipeline`]). On PostgreSQL such a start, which only
+    /// inserts, is one statement. None, with nothing written, when no definition is kept, when
+    /// the guard fails, when the client token was given before (the unique index on tokens
+    /// refuses the insert), or when the start fails before its commit: such a failure may come
+    /// from the kept definition being stale. The locked start settles all of these.
+    async fn start_on_kept_definition(
+        &self,
+        actor: &Principal,
+        name: &str,
+        variables: &[(String, String)],
+        client_token: &Option<String>,
+    ) -> Result<Option<String>> {
+        let Some((incarnation, def)) = self.definitions.latest(name) else { return Ok(None) };
+        if def.mode != "PARALLEL" {
+            return Ok(None);
+        }
+        let hold = rows::PipelineHold { version: def.version, incarnation };
+        let tx = match rows::begin_sharing_pipeline(self.store(), name, &hold).await {
+            Err(sluice_store::Error::GuardFailed) => return Ok(None),
+            begun => begun?,
+        };
+        let mut t = self.transition_on(tx, name, true);
+        t.defs.insert(def.version, def.clone());
+        let (t, id) = match self.prepare_start(t, &def, actor, variables.to_vec(), client_token.clone()).await
+        {
+            Ok(prepared) => prepared,
+            Err(err) => {
+                tracing::debug!(error = %err, pipeline = name, "a start on the kept definition failed; locking");
+                return Ok(None);
+            }
+        };
+        match t.commit().await {
+            Err(Error::Store(sluice_store::Error::GuardFailed | sluice_store::Error::Conflict)) => Ok(None),
+            committed => committed.map(|()| Some(id)),
+        }
+    }
+
+    /// A new execution of `def` in `t`, started as far as one transition takes it: the caller
+    /// commits. Returns the transition and the execution's id.
+    async fn prepare_start<'e>(
+        &'e self,
+        mut t: Transition<'e>,
+        def: &Definition,
+        actor: &Principal,
+        variables: Vec<(String, String)>,
+        client_token: Option<String>,
+    ) -> Result<(Transition<'e>, String)> {
+        let declared = resolve_variables(&def.declaration, variables)?;
         let id = crate::new_id();
         let data = json!({
             "variables": declared,
@@ -331,8 +391,8 @@ impl Engine {
             id: id.clone(),
             kind: "pipeline".into(),
             tenant: self.account().account_id.clone(),
-            definition_name: name.to_string(),
-            definition_version: version,
+            definition_name: def.name.clone(),
+            definition_version: def.version,
             status: status::IN_PROGRESS.into(),
             client_token,
             data: data.to_string(),
@@ -349,8 +409,7 @@ impl Engine {
         t.event(&id, &actor.arn, "StartPipelineExecution").await?;
         t.work.push_back(Work::Request { execution: id.clone(), stage: 0 });
         t.run().await?;
-        t.commit().await?;
-        Ok(id)
+        Ok((t, id))
     }
 }
 

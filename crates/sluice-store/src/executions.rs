@@ -127,6 +127,23 @@ pub async fn share_pipeline(
     decode_hold(sql::query(sql).bind(name).fetch_optional(tx).await?)
 }
 
+/// Begins a transaction that shares pipeline `name` as [`share_pipeline`] does, guarded by the
+/// pipeline still being at `hold` (version and incarnation): on PostgreSQL nothing is sent
+/// before the transaction's first statement, and one that only inserts commits as one statement
+/// ([`Store::begin_guarded`]). [`crate::Error::GuardFailed`] when the pipeline has changed.
+pub async fn begin_sharing_pipeline(store: &Store, name: &str, hold: &PipelineHold) -> Result<Tx<'static>> {
+    let sql = match store.backend() {
+        crate::Backend::Postgres => {
+            "SELECT 1 FROM pipelines WHERE name = $1 AND version = $2 AND incarnation = $3 FOR SHARE"
+        }
+        crate::Backend::Sqlite => {
+            "SELECT 1 FROM pipelines WHERE name = $1 AND version = $2 AND incarnation = $3"
+        }
+    };
+    let guard = sql::query(sql).bind(name.to_string()).bind(hold.version).bind(hold.incarnation.clone());
+    store.begin_guarded(guard).await
+}
+
 pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
     sql::query(
         "INSERT INTO executions (id, kind, tenant, definition_name, definition_version, status, client_token,

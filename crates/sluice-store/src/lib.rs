@@ -50,6 +50,10 @@ pub enum Error {
     Query(#[from] sluice_core::query::QueryError),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The guard of a guarded transaction found no row ([`Store::begin_guarded`]); nothing of
+    /// the transaction was written.
+    #[error("the guarded transaction's guard no longer holds")]
+    GuardFailed,
 }
 
 impl From<sqlx::Error> for Error {
@@ -109,16 +113,41 @@ pub struct Tx<'a> {
 enum TxInner<'a> {
     Sqlx(sqlx::Transaction<'a, sqlx::Any>),
     Lite(sqlite_writer::LiteTx),
+    /// A guarded PostgreSQL transaction nothing has been sent for yet ([`Store::begin_guarded`]).
+    Unbegun {
+        pool: AnyPool,
+        guard: sql::Query<'static>,
+    },
 }
 
 impl Tx<'_> {
     /// Commits. On SQLite this returns once the group holding this transaction has committed.
+    /// A guarded transaction whose guard no longer holds commits nothing:
+    /// [`Error::GuardFailed`].
     pub async fn commit(mut self) -> Result<()> {
+        if let TxInner::Unbegun { pool, guard } = &self.inner {
+            if let Some(statement) = sql::guarded(guard, &self.held) {
+                let held = statement.fetch_optional(pool).await?;
+                return held.map(|_| ()).ok_or(Error::GuardFailed);
+            }
+        }
         self.send_held().await?;
         match self.inner {
             TxInner::Sqlx(tx) => Ok(tx.commit().await?),
             TxInner::Lite(tx) => tx.commit().await,
+            TxInner::Unbegun { .. } => unreachable!("send_held begins the transaction"),
         }
+    }
+
+    /// Begins an unbegun guarded transaction: BEGIN, then its guard, which must return a row.
+    async fn begin_now(&mut self) -> Result<()> {
+        let TxInner::Unbegun { pool, guard } = &self.inner else {
+            return Ok(());
+        };
+        let mut tx = pool.begin().await?;
+        guard.fetch_optional_sqlx(&mut tx).await?.ok_or(Error::GuardFailed)?;
+        self.inner = TxInner::Sqlx(tx);
+        Ok(())
     }
 
     /// Runs `run` on the SQLite writer connection; None on PostgreSQL. (The connection is not
@@ -126,7 +155,7 @@ impl Tx<'_> {
     pub(crate) fn with_lite<T>(&mut self, run: impl FnOnce(&rusqlite::Connection) -> T) -> Option<T> {
         match &self.inner {
             TxInner::Lite(tx) => Some(run(tx.conn())),
-            TxInner::Sqlx(_) => None,
+            TxInner::Sqlx(_) | TxInner::Unbegun { .. } => None,
         }
     }
 
@@ -142,6 +171,7 @@ impl Tx<'_> {
 
     /// Sends the held statements, combined (see [`sql::combine`]).
     pub(crate) async fn send_held(&mut self) -> Result<()> {
+        self.begin_now().await?;
         for statement in sql::combine(std::mem::take(&mut self.held)) {
             statement.execute_sqlx(self).await?;
         }
@@ -152,7 +182,7 @@ impl Tx<'_> {
     pub(crate) fn sqlx_conn(&mut self) -> Option<&mut sqlx::AnyConnection> {
         match &mut self.inner {
             TxInner::Sqlx(tx) => Some(tx),
-            TxInner::Lite(_) => None,
+            TxInner::Lite(_) | TxInner::Unbegun { .. } => None,
         }
     }
 }
@@ -232,6 +262,22 @@ impl Store {
             None => TxInner::Sqlx(self.pool.begin().await?),
         };
         Ok(Tx { inner, held: Vec::new() })
+    }
+
+    /// Starts a transaction that holds only while `guard` (a query) finds a row; the guard
+    /// should lock what it finds. On SQLite the guard runs at once. On PostgreSQL nothing is
+    /// sent until the transaction's first statement, which BEGIN and the guard precede; a
+    /// transaction that only holds inserts and notifications until its commit commits as one
+    /// statement that writes them only if the guard finds its row ([`sql::guarded`]), saving
+    /// BEGIN, the guard's and COMMIT's round trips. Either way, a guard that finds no row is
+    /// [`Error::GuardFailed`] and nothing is written.
+    pub(crate) async fn begin_guarded(&self, guard: sql::Query<'static>) -> Result<Tx<'static>> {
+        if self.backend() == Backend::Postgres {
+            return Ok(Tx { inner: TxInner::Unbegun { pool: self.pool.clone(), guard }, held: Vec::new() });
+        }
+        let mut tx = self.begin().await?;
+        guard.fetch_optional(&mut tx).await?.ok_or(Error::GuardFailed)?;
+        Ok(tx)
     }
 
     /// Where reads outside a transaction run: SQLite's same-thread readers, or the pool.

@@ -182,6 +182,11 @@ impl<'q> Query<'q> {
 }
 
 impl Query<'_> {
+    /// The first row the statement returns on a PostgreSQL connection.
+    pub(crate) async fn fetch_optional_sqlx(&self, conn: &mut sqlx::AnyConnection) -> Result<Option<Row>> {
+        Ok(self.sqlx().fetch_optional(conn).await?.map(Row::Any))
+    }
+
     /// Runs the statement on a PostgreSQL transaction's connection, held inserts or not.
     pub(crate) async fn execute_sqlx(&self, tx: &mut Tx<'_>) -> Result<u64> {
         Ok(self.sqlx().execute(sqlx_conn(tx)?).await?.rows_affected())
@@ -222,6 +227,35 @@ fn one_statement(mut parts: Vec<Query<'static>>) -> Option<Query<'static>> {
     sql.push(' ');
     sql.push_str(&renumber(&last.sql, args.len()));
     args.extend(last.args);
+    Some(Query { sql: sql.into(), args })
+}
+
+/// A guarded transaction's held statements (see [`Tx`]'s unbegun state) and its guard as one
+/// statement that commits on its own: the guard is the `WITH` part `guard`, every held insert
+/// inserts its row once per guard row (`INSERT … SELECT <values> FROM guard`), and the main
+/// statement runs the held `pg_notify` calls once per guard row and returns one row if the guard
+/// held. So nothing is written, and nobody notified, unless the guard found its row. None if a
+/// held statement is neither a plain `INSERT … VALUES (…)` nor a `SELECT pg_notify(…)`.
+pub(crate) fn guarded(guard: &Query<'static>, held: &[Query<'static>]) -> Option<Query<'static>> {
+    let mut sql = format!("WITH guard AS ({})", guard.sql);
+    let mut args = guard.args.clone();
+    let mut notifies = Vec::new();
+    for (index, part) in held.iter().enumerate() {
+        let text = renumber(&part.sql, args.len());
+        if let Some(call) = text.trim_start().strip_prefix("SELECT pg_notify(") {
+            notifies.push(format!("pg_notify({call}"));
+        } else {
+            let (into, values) = text.split_once(" VALUES (")?;
+            let values = values.trim_end().strip_suffix(')')?;
+            if !into.trim_start().starts_with("INSERT INTO") {
+                return None;
+            }
+            sql.push_str(&format!(", held{index} AS ({into} SELECT {values} FROM guard)"));
+        }
+        args.extend(part.args.iter().cloned());
+    }
+    notifies.insert(0, "1".into());
+    sql.push_str(&format!(" SELECT {} FROM guard", notifies.join(", ")));
     Some(Query { sql: sql.into(), args })
 }
 
@@ -367,6 +401,27 @@ column!(Vec<u8>, LiteValue::Blob(v) => v.clone());
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guarded_commit_writes_and_notifies_once_per_guard_row() {
+        let guard = held(vec![query("SELECT 1 FROM p WHERE name = $1 FOR SHARE").bind("n")]).remove(0);
+        let insert = query("INSERT INTO a (x, y)\n  VALUES ($1, $2)").bind(1i64).bind("y");
+        let notify = query("SELECT pg_notify($1, $2)").bind("channel").bind("queue");
+        let statement = guarded(&guard, &held(vec![insert, notify])).expect("combinable");
+        assert_eq!(
+            statement.sql,
+            "WITH guard AS (SELECT 1 FROM p WHERE name = $1 FOR SHARE), \
+             held0 AS (INSERT INTO a (x, y)\n  SELECT $2, $3 FROM guard) SELECT 1, pg_notify($4, $5) FROM guard"
+        );
+        assert_eq!(statement.args.len(), 5);
+        let nothing_held = guarded(&guard, &[]).expect("combinable");
+        assert_eq!(
+            nothing_held.sql,
+            "WITH guard AS (SELECT 1 FROM p WHERE name = $1 FOR SHARE) SELECT 1 FROM guard"
+        );
+        let update = query("UPDATE a SET x = $1").bind(1i64);
+        assert!(guarded(&guard, &held(vec![update])).is_none(), "only inserts and notifies are guarded");
+    }
 
     fn held(statements: Vec<Query<'_>>) -> Vec<Query<'static>> {
         statements.into_iter().map(|q| Query { sql: q.sql.into_owned().into(), args: q.args }).collect()

@@ -40,6 +40,7 @@ on_both_backends!(
     pipelines_page_by_name,
     deleting_a_pipeline_removes_versions_and_tags,
     a_pipeline_hold_names_its_version_and_incarnation,
+    a_guarded_transaction_writes_only_while_its_guard_holds,
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,

@@ -172,6 +172,51 @@ pub async fn held_inserts_are_seen_by_the_next_statement(db: &TestDb) {
     );
 }
 
+/// A guarded transaction writes only while its guard finds its row: its inserts and
+/// notifications commit together, whether nothing else came before the commit (on PostgreSQL
+/// then one statement) or a read made it begin; with a stale guard nothing is written.
+pub async fn a_guarded_transaction_writes_only_while_its_guard_holds(db: &TestDb) {
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:guarded";
+    db.store
+        .create_pipeline(&write("guarded", "{}", None), arn, &[], &event("Create", "guarded", 1))
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    let hold = executions::lock_pipeline(&mut tx, "guarded").await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    let stale = executions::PipelineHold { version: hold.version + 1, ..hold.clone() };
+    let job_status = |id: &'static str| async move {
+        db.store.job(id).await.unwrap().map(|job| job.status.as_str().to_string())
+    };
+
+    let mut tx = executions::begin_sharing_pipeline(&db.store, "guarded", &hold).await.unwrap();
+    insert_job_in(&mut tx, "guarded-only-inserts").await.unwrap();
+    sluice_store::jobs::announce_in(&mut tx, db.store.backend(), "guarded-q").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(job_status("guarded-only-inserts").await, Some("Queued".into()));
+
+    let mut tx = executions::begin_sharing_pipeline(&db.store, "guarded", &hold).await.unwrap();
+    insert_job_in(&mut tx, "guarded-with-a-read").await.unwrap();
+    let ids = vec!["guarded-with-a-read".to_string()];
+    assert_eq!(db.store.claim_jobs_by_id_in(&mut tx, &ids, 10, 2).await.unwrap().len(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(job_status("guarded-with-a-read").await, Some("Dispatched".into()));
+
+    let stale_commit = async {
+        let mut tx = executions::begin_sharing_pipeline(&db.store, "guarded", &stale).await?;
+        insert_job_in(&mut tx, "guarded-stale").await?;
+        tx.commit().await
+    };
+    assert!(matches!(stale_commit.await, Err(Error::GuardFailed)));
+    let stale_read = async {
+        let mut tx = executions::begin_sharing_pipeline(&db.store, "guarded", &stale).await?;
+        insert_job_in(&mut tx, "guarded-stale").await?;
+        db.store.claim_jobs_by_id_in(&mut tx, &["guarded-stale".to_string()], 10, 2).await
+    };
+    assert!(matches!(stale_read.await, Err(Error::GuardFailed)));
+    assert_eq!(job_status("guarded-stale").await, None, "a stale guard writes nothing");
+}
+
 /// The periodic vacuum of the queue's tables runs outside any transaction on both backends and
 /// leaves queued jobs claimable.
 pub async fn queue_vacuum_leaves_jobs_claimable(db: &TestDb) {
