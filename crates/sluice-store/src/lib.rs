@@ -102,7 +102,8 @@ pub struct Store {
 }
 
 /// A transaction on the store: on SQLite the writer connection's turn and a savepoint in its
-/// group transaction, on PostgreSQL a pooled connection's transaction. Statements run on it
+/// group transaction, on PostgreSQL a pooled connection's transaction (for a guarded one, not
+/// begun until it needs to be, [`Store::begin_guarded`]). Statements run on it
 /// through [`sql`]; dropping it uncommitted rolls back its own writes.
 pub struct Tx<'a> {
     inner: TxInner<'a>,
@@ -135,7 +136,7 @@ impl Tx<'_> {
         match self.inner {
             TxInner::Sqlx(tx) => Ok(tx.commit().await?),
             TxInner::Lite(tx) => tx.commit().await,
-            TxInner::Unbegun { .. } => unreachable!("send_held begins the transaction"),
+            TxInner::Unbegun { .. } => Err(Error::Corrupt("a guarded transaction did not begin".into())),
         }
     }
 
