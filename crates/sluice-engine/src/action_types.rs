@@ -117,17 +117,14 @@ impl Engine {
     /// queue and can still be polled. Types never change, so a live type is taken from memory
     /// once seen ([`Self::action_type_in`]) and a poll reads nothing.
     pub async fn polled_queryable_property(&self, id: &ActionTypeId) -> Result<Option<String>> {
-        let found = match builtin_action_types().into_iter().find(|t| &t.id == id) {
-            Some(builtin) => Some(builtin),
-            None => match self.known_action_type(id) {
-                Some(known) => Some(known),
-                None => self.store.action_type(id).await?.map(|stored| {
-                    if !stored.deleted {
-                        self.remember_action_type(&stored.action_type);
-                    }
-                    stored.action_type
-                }),
-            },
+        let found = match self.builtin_or_known_action_type(id) {
+            Some(found) => Some(found),
+            None => self.store.action_type(id).await?.map(|stored| {
+                if !stored.deleted {
+                    self.remember_action_type(&stored.action_type);
+                }
+                stored.action_type
+            }),
         };
         Ok(found.and_then(|t| t.queryable_property().map(|p| p.name.clone())))
     }
@@ -141,11 +138,8 @@ impl Engine {
         tx: &mut sluice_store::Tx<'_>,
         id: &ActionTypeId,
     ) -> Result<Option<ActionType>> {
-        if let Some(builtin) = builtin_action_types().into_iter().find(|t| &t.id == id) {
-            return Ok(Some(builtin));
-        }
-        if let Some(known) = self.known_action_type(id) {
-            return Ok(Some(known));
+        if let Some(found) = self.builtin_or_known_action_type(id) {
+            return Ok(Some(found));
         }
         let stored = sluice_store::action_types::action_type_in(tx, id).await?;
         let found = stored.filter(|s| !s.deleted).map(|s| s.action_type);
@@ -157,8 +151,12 @@ impl Engine {
 }
 
 impl Engine {
-    fn known_action_type(&self, id: &ActionTypeId) -> Option<ActionType> {
-        self.seen_action_types.lock().expect("action type cache").get(id).cloned()
+    /// A built-in type, or a stored one this server has seen live; None means read the store.
+    fn builtin_or_known_action_type(&self, id: &ActionTypeId) -> Option<ActionType> {
+        builtin_action_types()
+            .into_iter()
+            .find(|t| &t.id == id)
+            .or_else(|| self.seen_action_types.lock().expect("action type cache").get(id).cloned())
     }
 
     fn remember_action_type(&self, action_type: &ActionType) {

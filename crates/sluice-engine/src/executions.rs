@@ -279,18 +279,19 @@ impl Engine {
         }
     }
 
-    /// Opens a start's transition on the pipeline's latest definition, which it returns.
+    /// Opens a start's transition on the pipeline's latest definition, which it returns; the
+    /// pipeline is locked.
     ///
     /// The latest definition an earlier start used is taken without reading it when the
-    /// statement that shares or locks the pipeline returns its version and incarnation: no
-    /// update or delete of the pipeline can come between that statement and the commit. Else
-    /// (first start, or the pipeline changed) the pipeline is locked, its latest declaration read
-    /// inside the transaction and kept for the next start. `exclusive` locks even a PARALLEL
-    /// pipeline.
+    /// statement that locks the pipeline returns its version and incarnation: no update or
+    /// delete of the pipeline can come between that statement and the commit. Else (first
+    /// start, or the pipeline changed) its latest declaration is read inside the transaction and
+    /// kept for the next start. A start that could share the pipeline (PARALLEL, not
+    /// `exclusive`) has tried the kept definition already ([`Self::start_on_kept_definition`]).
     async fn start_transition(&self, name: &str, exclusive: bool) -> Result<(Transition<'_>, Definition)> {
-        if let Some((incarnation, def)) = self.definitions.latest(name) {
-            let shared = !exclusive && def.mode == "PARALLEL";
-            let (mut t, hold) = self.begin_transition(name, shared).await?;
+        let kept = self.definitions.latest(name).filter(|(_, def)| exclusive || def.mode != "PARALLEL");
+        if let Some((incarnation, def)) = kept {
+            let (mut t, hold) = self.begin_transition(name, false).await?;
             if hold.version == def.version && hold.incarnation == incarnation {
                 t.defs.insert(def.version, def.clone());
                 return Ok((t, def));
