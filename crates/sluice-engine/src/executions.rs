@@ -239,6 +239,25 @@ impl Engine {
         self.open_transition(def, shared).await
     }
 
+    /// [`Self::transition_for`] with execution `id` locked and read: on PostgreSQL, a PARALLEL
+    /// transition shares the pipeline and locks the execution in one statement.
+    pub(crate) async fn transition_for_execution(&self, def: Definition, id: &str) -> Result<Transition<'_>> {
+        if def.mode != "PARALLEL" {
+            let mut t = self.transition_for(def).await?;
+            t.execution(id).await?;
+            return Ok(t);
+        }
+        let mut tx = self.store().begin().await?;
+        let held =
+            rows::share_pipeline_locking_execution(&mut tx, &def.name, id, self.store().backend()).await?;
+        let (_, row) = held.ok_or_else(|| crate::pipelines::pipeline_not_found(&def.name))?;
+        let row = row.ok_or_else(|| Error::Internal(format!("execution {id} vanished")))?;
+        let mut t = self.transition_on(tx, &def.name, true);
+        t.executions.insert(id.to_string(), row);
+        t.defs.insert(def.version, def);
+        Ok(t)
+    }
+
     async fn open_transition(&self, def: Definition, shared: bool) -> Result<Transition<'_>> {
         let (mut t, _) = self.begin_transition(&def.name, shared).await?;
         t.defs.insert(def.version, def);
@@ -544,6 +563,11 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 }
 
 impl Transition<'_> {
+    /// The store's backend.
+    pub(crate) fn backend(&self) -> sluice_store::Backend {
+        self.engine.store().backend()
+    }
+
     /// Commits, then wakes pollers of the queues that got jobs: in this process directly, in
     /// other processes on the same PostgreSQL database through the commit's announcements.
     /// Long polls waiting in this process are handed the new jobs, inserted already claimed for

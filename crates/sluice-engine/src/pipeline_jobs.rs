@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_core::action_type::ActionTypeId;
 use sluice_core::job::JobStatus;
-use sluice_store::executions as rows;
+use sluice_store::executions::{self as rows, StepRow};
 use sluice_store::jobs::{self, AckOutcome, JobContext, JobRow};
 
 use crate::executions::{queue_key, step_status, Transition};
@@ -466,20 +466,17 @@ impl Engine {
             execution.definition_version,
             declaration.as_deref(),
         )?;
-        let mut t = self.transition_for(def).await?;
         // Locks the execution on a shared transition. The job may have changed since it was read
         // above: finishing it is a conditional update that refuses a job no longer in progress.
-        t.execution(&execution.id).await?;
+        let t = self.transition_for_execution(def, &execution.id).await?;
         Ok((t, job))
     }
 
     /// PutJobSuccessResult.
     pub async fn put_job_success(&self, id: &str, success: JobSuccess) -> Result<()> {
-        let (mut t, job) = self.finishing(id).await?;
+        let (mut t, _) = self.finishing(id).await?;
         let now = t.now;
-        finish_job(&mut t, id, JobStatus::Succeeded, None).await?;
-        let step_id = job.step_id.clone().unwrap_or_default();
-        let mut step = rows::step_in(&mut t.tx, &step_id).await?.ok_or_else(|| job_not_found(id))?;
+        let mut step = finish_job(&mut t, id, JobStatus::Succeeded, None).await?;
         let mut data = step_data(&step.data);
         for (field, value) in [
             ("summary", success.summary.clone().map(Value::from)),
@@ -523,10 +520,9 @@ impl Engine {
 
     /// PutJobFailureResult.
     pub async fn put_job_failure(&self, id: &str, failure_type: &str, message: &str) -> Result<()> {
-        let (mut t, job) = self.finishing(id).await?;
-        finish_job(&mut t, id, JobStatus::Failed, Some(message)).await?;
-        let step_id = job.step_id.clone().unwrap_or_default();
-        fail_step(&mut t, &step_id, failure_type, message).await?;
+        let (mut t, _) = self.finishing(id).await?;
+        let step = finish_job(&mut t, id, JobStatus::Failed, Some(message)).await?;
+        fail_step(&mut t, step, failure_type, message).await?;
         t.run().await?;
         t.commit().await
     }
@@ -623,24 +619,32 @@ impl Engine {
         let Some(row) = self.store().execution(execution).await? else { return Ok(()) };
         let def = self.definition(&row.definition_name, Some(row.definition_version)).await?;
         let mut t = self.transition(def).await?;
-        fail_step(&mut t, step_id, code, message).await?;
+        if let Some(step) = rows::step_in(&mut t.tx, step_id).await? {
+            fail_step(&mut t, step, code, message).await?;
+        }
         rows::resolve_waits(&mut t.tx, step_id, t.now).await?;
         t.run().await?;
         t.commit().await
     }
 }
 
-/// Ends an in-progress job; refused if it is no longer in progress (the sweeper timed it out
-/// since it was read), and then nothing of the result is kept.
-async fn finish_job(t: &mut Transition<'_>, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
-    if !jobs::finish(&mut t.tx, id, status, error, t.now).await? {
-        return Err(Error::InvalidJobState(format!("Job {id} is no longer in progress")));
+/// Ends an in-progress job and returns its step (read in the same statement on PostgreSQL);
+/// refused if the job is no longer in progress (the sweeper timed it out since it was read),
+/// and then nothing of the result is kept.
+async fn finish_job(
+    t: &mut Transition<'_>,
+    id: &str,
+    status: JobStatus,
+    error: Option<&str>,
+) -> Result<StepRow> {
+    let backend = t.backend();
+    match jobs::finish_with_step(&mut t.tx, id, status, error, t.now, backend).await? {
+        None => Err(Error::InvalidJobState(format!("Job {id} is no longer in progress"))),
+        Some(step) => step.ok_or_else(|| job_not_found(id)),
     }
-    Ok(())
 }
 
-async fn fail_step(t: &mut Transition<'_>, step_id: &str, code: &str, message: &str) -> Result<()> {
-    let Some(mut step) = rows::step_in(&mut t.tx, step_id).await? else { return Ok(()) };
+async fn fail_step(t: &mut Transition<'_>, mut step: StepRow, code: &str, message: &str) -> Result<()> {
     if step.status != step_status::IN_PROGRESS {
         return Ok(());
     }

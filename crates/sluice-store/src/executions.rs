@@ -50,7 +50,7 @@ pub(crate) const EXECUTION_COLUMNS: &str =
     "id, kind, tenant, definition_name, definition_version, status, client_token, \
      data, stage_index, stage_state, created_at, updated_at, finished_at, parent_id, current_step, \
      current_action";
-const STEP_COLUMNS: &str =
+pub(crate) const STEP_COLUMNS: &str =
     "id, execution_id, name, position, status, attempt, data, error, started_at, finished_at";
 
 pub(crate) fn decode_execution(row: &impl Columns) -> Result<ExecutionRow> {
@@ -74,7 +74,7 @@ pub(crate) fn decode_execution(row: &impl Columns) -> Result<ExecutionRow> {
     })
 }
 
-fn decode_step(row: &Row) -> Result<StepRow> {
+pub(crate) fn decode_step(row: &impl Columns) -> Result<StepRow> {
     Ok(StepRow {
         id: row.try_get(0)?,
         execution_id: row.try_get(1)?,
@@ -125,6 +125,45 @@ pub async fn share_pipeline(
         crate::Backend::Sqlite => "SELECT version, incarnation FROM pipelines WHERE name = $1",
     };
     decode_hold(sql::query(sql).bind(name).fetch_optional(tx).await?)
+}
+
+/// [`share_pipeline`] and then [`lock_and_read_execution`] of execution `id`: the pipeline's
+/// hold (None if the pipeline does not exist) and the execution (None if it does not exist).
+///
+/// One statement on PostgreSQL: the update of the execution runs only once the pipeline row is
+/// shared (its `EXISTS` on the share is a one-time filter evaluated before the scan), so locks
+/// are still taken pipeline first. If the statement had to wait for either lock, the update
+/// re-reads the execution's latest version, as a statement of its own would. On SQLite (one
+/// writer) two plain reads.
+pub async fn share_pipeline_locking_execution(
+    tx: &mut Tx<'_>,
+    name: &str,
+    id: &str,
+    backend: crate::Backend,
+) -> Result<Option<(PipelineHold, Option<ExecutionRow>)>> {
+    if backend == crate::Backend::Sqlite {
+        let Some(hold) = share_pipeline(tx, name, backend).await? else { return Ok(None) };
+        return Ok(Some((hold, execution_in(tx, id).await?)));
+    }
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH hold AS (SELECT version, incarnation FROM pipelines WHERE name = $1 FOR SHARE),
+                  locked AS (UPDATE executions SET updated_at = updated_at
+                             WHERE id = $2 AND EXISTS (SELECT 1 FROM hold)
+                             RETURNING {EXECUTION_COLUMNS})
+             SELECT hold.version, hold.incarnation, locked.* FROM hold LEFT JOIN locked ON true"
+        )
+    });
+    let Some(row) = sql::query(&SQL).bind(name).bind(id).fetch_optional(&mut *tx).await? else {
+        return Ok(None);
+    };
+    let hold = PipelineHold { version: row.try_get(0)?, incarnation: row.try_get(1)? };
+    let execution = sql::Part { row: &row, from: 2 };
+    let execution = match execution.try_get::<Option<String>>(0)? {
+        Some(_) => Some(decode_execution(&execution)?),
+        None => None,
+    };
+    Ok(Some((hold, execution)))
 }
 
 /// Begins a transaction that shares pipeline `name` as [`share_pipeline`] does, guarded by the

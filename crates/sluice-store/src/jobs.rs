@@ -7,7 +7,7 @@
 
 use sluice_core::job::JobStatus;
 
-use crate::executions::ExecutionRow;
+use crate::executions::{ExecutionRow, StepRow};
 use crate::sql::{self, Columns};
 
 use crate::{Backend, Error, Result, Store, Tx};
@@ -175,6 +175,49 @@ pub async fn finish(
     .execute(&mut *tx)
     .await?;
     Ok(done == 1)
+}
+
+/// [`finish`] and then the job's step, read in the same statement on PostgreSQL (on SQLite, two).
+/// None if the job was not in progress (nothing changed); else the step, None if it has none.
+pub async fn finish_with_step(
+    tx: &mut Tx<'_>,
+    id: &str,
+    status: JobStatus,
+    error: Option<&str>,
+    at: i64,
+    backend: Backend,
+) -> Result<Option<Option<StepRow>>> {
+    if backend == Backend::Sqlite {
+        if !finish(tx, id, status, error, at).await? {
+            return Ok(None);
+        }
+        let step_id: Option<String> = sql::query("SELECT step_id FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        return Ok(Some(match step_id {
+            Some(step_id) => crate::executions::step_in(tx, &step_id).await?,
+            None => None,
+        }));
+    }
+    debug_assert!(status.is_final());
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let step_columns = crate::executions::STEP_COLUMNS.split(',').map(|c| format!("s.{}", c.trim()));
+        format!(
+            "WITH finished AS (UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
+                               WHERE id = $1 AND status = 'InProgress' RETURNING step_id)
+             SELECT {} FROM finished LEFT JOIN steps s ON s.id = finished.step_id",
+            step_columns.collect::<Vec<_>>().join(", ")
+        )
+    });
+    let row =
+        sql::query(&SQL).bind(id).bind(status.as_str()).bind(error).bind(at).fetch_optional(&mut *tx).await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(match row.try_get::<Option<String>>(0)? {
+        Some(_) => Some(crate::executions::decode_step(&row)?),
+        None => None,
+    }))
 }
 
 /// Fails every unfinished job of a step (its action was abandoned); returns their ids.

@@ -41,6 +41,8 @@ on_both_backends!(
     deleting_a_pipeline_removes_versions_and_tags,
     a_pipeline_hold_names_its_version_and_incarnation,
     a_guarded_transaction_writes_only_while_its_guard_holds,
+    a_shared_hold_locks_and_reads_an_execution,
+    finishing_a_job_returns_its_step,
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,

@@ -383,6 +383,96 @@ pub async fn a_pipeline_hold_names_its_version_and_incarnation(db: &TestDb) {
     assert_ne!(again.incarnation, first.incarnation, "a recreated pipeline is a new incarnation");
 }
 
+/// Sharing a pipeline while locking one of its executions reads both, and waits for an
+/// exclusive holder of the pipeline; the execution it returns then is the one that holder wrote.
+pub async fn a_shared_hold_locks_and_reads_an_execution(db: &TestDb) {
+    let backend = db.store.backend();
+    let share = |id: &'static str| async move {
+        let mut tx = db.store.begin().await.unwrap();
+        let held =
+            executions::share_pipeline_locking_execution(&mut tx, "shared", id, backend).await.unwrap();
+        tx.commit().await.unwrap();
+        held
+    };
+    assert_eq!(share("x1").await, None, "no pipeline");
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:shared";
+    db.store
+        .create_pipeline(&write("shared", "{}", None), arn, &[], &event("Create", "shared", 1))
+        .await
+        .unwrap();
+    let (hold, missing) = share("x1").await.unwrap();
+    assert_eq!((hold.version, missing), (1, None), "no execution");
+
+    let mut execution = automation_row("x1", "shared", "InProgress", 5, None);
+    execution.kind = "pipeline".into();
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_execution(&mut tx, &execution).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(share("x1").await, Some((hold.clone(), Some(execution.clone()))));
+
+    let mut exclusive = db.store.begin().await.unwrap();
+    executions::lock_pipeline(&mut exclusive, "shared").await.unwrap().unwrap();
+    let waiting = tokio::spawn({
+        let store = db.store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let held = executions::share_pipeline_locking_execution(&mut tx, "shared", "x1", backend).await;
+            tx.commit().await.unwrap();
+            held.unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "the share waits for the exclusive holder");
+    execution.status = "Stopping".into();
+    execution.updated_at = 9;
+    executions::update_execution(&mut exclusive, &execution).await.unwrap();
+    exclusive.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Some((hold, Some(execution))), "the holder's write");
+}
+
+/// Finishing an in-progress job returns its step; a job no longer in progress changes nothing.
+pub async fn finishing_a_job_returns_its_step(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    let backend = db.store.backend();
+    let step = executions::StepRow {
+        id: "s1".into(),
+        execution_id: "exec-1".into(),
+        name: "Build".into(),
+        position: 1,
+        status: "InProgress".into(),
+        attempt: 1,
+        data: "{}".into(),
+        error: None,
+        started_at: Some(3),
+        finished_at: None,
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_step(&mut tx, &step).await.unwrap();
+    tx.commit().await.unwrap();
+    let with_step = sluice_store::jobs::NewJob { step_id: Some("s1"), ..new_job("j1", "q", "t", 10) };
+    enqueue(db, &[with_step, new_job("j2", "q", "t", 11)]).await;
+    for claimed in db.store.claim_jobs("q", "t", 2, 1_000, 12).await.unwrap() {
+        let nonce = claimed.nonce.unwrap();
+        db.store.acknowledge_job(&claimed.id, &nonce, 2_000, 13).await.unwrap();
+    }
+    let finish = |id: &'static str, status: JobStatus| async move {
+        let mut tx = db.store.begin().await.unwrap();
+        let found = sluice_store::jobs::finish_with_step(&mut tx, id, status, Some("why"), 20, backend).await;
+        tx.commit().await.unwrap();
+        found.unwrap()
+    };
+    assert_eq!(finish("j1", JobStatus::Failed).await, Some(Some(step)));
+    let done = db.store.job("j1").await.unwrap().unwrap();
+    assert_eq!(
+        (done.status, done.error.as_deref(), done.lease_until),
+        (JobStatus::Failed, Some("why"), None)
+    );
+    assert_eq!(finish("j1", JobStatus::Succeeded).await, None, "no longer in progress");
+    assert_eq!(db.store.job("j1").await.unwrap().unwrap().status, JobStatus::Failed);
+    assert_eq!(finish("j2", JobStatus::Succeeded).await, Some(None), "a job without a step");
+    assert_eq!(finish("nope", JobStatus::Succeeded).await, None);
+}
+
 pub async fn tags_overwrite_limit_and_page(db: &TestDb) {
     let arn = "arn:x";
     let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
