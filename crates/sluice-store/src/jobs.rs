@@ -187,32 +187,26 @@ pub async fn finish_with_step(
     at: i64,
     backend: Backend,
 ) -> Result<Option<Option<StepRow>>> {
+    debug_assert!(status.is_final());
+    const FINISH: &str = "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
+                          WHERE id = $1 AND status = 'InProgress' RETURNING step_id";
+    let finish = |sql| sql::query(sql).bind(id).bind(status.as_str()).bind(error).bind(at);
     if backend == Backend::Sqlite {
-        if !finish(tx, id, status, error, at).await? {
-            return Ok(None);
-        }
-        let step_id: Option<String> = sql::query("SELECT step_id FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        return Ok(Some(match step_id {
+        let Some(row) = finish(FINISH).fetch_optional(&mut *tx).await? else { return Ok(None) };
+        return Ok(Some(match row.try_get::<Option<String>>(0)? {
             Some(step_id) => crate::executions::step_in(tx, &step_id).await?,
             None => None,
         }));
     }
-    debug_assert!(status.is_final());
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let step_columns = crate::executions::STEP_COLUMNS.split(',').map(|c| format!("s.{}", c.trim()));
         format!(
-            "WITH finished AS (UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
-                               WHERE id = $1 AND status = 'InProgress' RETURNING step_id)
+            "WITH finished AS ({FINISH})
              SELECT {} FROM finished LEFT JOIN steps s ON s.id = finished.step_id",
             step_columns.collect::<Vec<_>>().join(", ")
         )
     });
-    let row =
-        sql::query(&SQL).bind(id).bind(status.as_str()).bind(error).bind(at).fetch_optional(&mut *tx).await?;
+    let row = finish(&SQL).fetch_optional(&mut *tx).await?;
     let Some(row) = row else { return Ok(None) };
     Ok(Some(match row.try_get::<Option<String>>(0)? {
         Some(_) => Some(crate::executions::decode_step(&row)?),
