@@ -309,15 +309,21 @@ def test_a_start_runs_the_latest_declaration_after_an_update_and_after_a_recreat
     assert start_and_poll("updated")["pipelineVersion"] == 2
 
 
-def test_jobs_queued_before_their_action_type_is_deleted_can_still_be_polled(cp, endpoint):
+def test_polling_a_deleted_custom_action_type_fails_and_its_jobs_stay_queued(cp, endpoint):
+    # AWS: PollForJobs for the custom action fails after the action is marked for deletion.
     setup = Setup(cp, endpoint, approval=False)
-    execution_id = setup.start()
+    setup.start()
+    other = cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=1, queryParam={"Target": "other"})
+    assert other["jobs"] == []  # the server now keeps the type as live
     cp.delete_custom_action_type(category="Build", provider=setup.provider, version="1")
-    [job] = setup.poll()
-    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
-    with pytest.raises(ClientError) as unnamed:
-        cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=1)
-    assert error_code(unnamed.value) == "ValidationException", "the deleted type still has its queryable property"
+    with pytest.raises(ClientError) as deleted:
+        setup.poll()
+    assert error_code(deleted.value) == "ActionTypeNotFoundException"
+    assert setup.action_state("Build")["latestExecution"]["status"] == "InProgress"
+    never = dict(setup.type_id, provider=unique("Never")[:35])
+    with pytest.raises(ClientError) as undeclared:
+        cp.poll_for_jobs(actionTypeId=never, maxBatchSize=1)
+    assert error_code(undeclared.value) == "ActionTypeNotFoundException"
 
 
 def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):

@@ -14,6 +14,7 @@ import uuid
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from sluice_testlib import REGION, ROLE_ARN, ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, SluiceServer
 
@@ -119,6 +120,27 @@ def test_a_start_sees_pipeline_changes_made_through_another_server(tmp_path):
         assert setup.start(clientRequestToken="the-same-start") == again
         assert cp_second.start_pipeline_execution(name=setup.name, clientRequestToken="the-same-start")[
             "pipelineExecutionId"] == again
+
+
+def test_a_custom_action_type_deleted_through_one_server_cannot_be_polled_on_another(tmp_path):
+    # The other server kept the type as live after polling it; PostgreSQL relays the deletion.
+    with replicas(tmp_path, 2) as (a, b):
+        cp_a, cp_b = client(a.endpoint), client(b.endpoint)
+        type_id = {"category": "Build", "owner": "Custom", "provider": "Gone", "version": "1"}
+        cp_a.create_custom_action_type(
+            category="Build", provider="Gone", version="1",
+            inputArtifactDetails={"minimumCount": 0, "maximumCount": 0},
+            outputArtifactDetails={"minimumCount": 0, "maximumCount": 0})
+        assert cp_b.poll_for_jobs(actionTypeId=type_id)["jobs"] == []
+        cp_a.delete_custom_action_type(category="Build", provider="Gone", version="1")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                cp_b.poll_for_jobs(actionTypeId=type_id)
+            except ClientError as err:
+                assert err.response["Error"]["Code"] == "ActionTypeNotFoundException"
+                break
+            assert time.monotonic() < deadline, "the other server still polls the deleted type"
 
 
 def run_jobs(servers):

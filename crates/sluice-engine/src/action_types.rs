@@ -93,7 +93,11 @@ impl Engine {
     pub async fn delete_custom_action_type(&self, actor: &Principal, id: &ActionTypeId) -> Result<bool> {
         let subject = id.to_string();
         let delete = event(actor, "DeleteCustomActionType", &subject, self.now_millis());
-        Ok(self.store.delete_action_type(id, &delete).await?)
+        let deleted = self.store.delete_action_type(id, &delete).await?;
+        if deleted {
+            self.forget_action_type(&subject);
+        }
+        Ok(deleted)
     }
 
     /// Every live action type, built-in ones first, optionally of one owner.
@@ -113,20 +117,24 @@ impl Engine {
     }
 
     /// The queryable property of the action type a poll names, which decides the queue it
-    /// polls. A deleted type still has one: its jobs queued before the deletion stay on their
-    /// queue and can still be polled. Types never change, so a live type is taken from memory
-    /// once seen ([`Self::action_type_in`]) and a poll reads nothing.
+    /// polls. A type that was never declared, or was deleted, is ActionTypeNotFound (AWS:
+    /// PollForJobs fails once the custom action is marked deleted); jobs queued before the
+    /// deletion stay queued. Types never change, so a live type is taken from memory once seen
+    /// and a poll reads nothing; a deletion makes every server forget it
+    /// ([`Self::relay_announcements`]).
     pub async fn polled_queryable_property(&self, id: &ActionTypeId) -> Result<Option<String>> {
-        let found = match self.builtin_or_known_action_type(id) {
-            Some(found) => Some(found),
-            None => self.store.action_type(id).await?.map(|stored| {
-                if !stored.deleted {
-                    self.remember_action_type(&stored.action_type);
-                }
+        let live = match self.builtin_or_known_action_type(id) {
+            Some(found) => found,
+            None => {
+                let forgets = self.action_type_forgets();
+                let stored = self.store.action_type(id).await?.filter(|s| !s.deleted).ok_or_else(|| {
+                    Error::ActionTypeNotFound(format!("Action type {id} does not exist or was deleted"))
+                })?;
+                self.remember_action_type(&stored.action_type, forgets);
                 stored.action_type
-            }),
+            }
         };
-        Ok(found.and_then(|t| t.queryable_property().map(|p| p.name.clone())))
+        Ok(live.queryable_property().map(|p| p.name.clone()))
     }
 
     /// An action type for queueing a job, read inside a transition's transaction. A declared
@@ -141,13 +149,24 @@ impl Engine {
         if let Some(found) = self.builtin_or_known_action_type(id) {
             return Ok(Some(found));
         }
+        let forgets = self.action_type_forgets();
         let stored = sluice_store::action_types::action_type_in(tx, id).await?;
         let found = stored.filter(|s| !s.deleted).map(|s| s.action_type);
         if let Some(found) = &found {
-            self.remember_action_type(found);
+            self.remember_action_type(found, forgets);
         }
         Ok(found)
     }
+}
+
+/// Stored action types a server has seen live, by id. A declared type never changes, but it can
+/// be deleted: a deletion forgets it, in the process that made it at once and in the others
+/// when PostgreSQL relays the deletion; a broken relay connection forgets them all.
+#[derive(Debug, Default)]
+pub(crate) struct KnownTypes {
+    types: std::collections::HashMap<ActionTypeId, ActionType>,
+    /// Counts forgets, so that a type read live before a forget is not kept after it.
+    forgets: u64,
 }
 
 impl Engine {
@@ -156,11 +175,33 @@ impl Engine {
         builtin_action_types()
             .into_iter()
             .find(|t| &t.id == id)
-            .or_else(|| self.seen_action_types.lock().expect("action type cache").get(id).cloned())
+            .or_else(|| self.seen_action_types.lock().expect("action type cache").types.get(id).cloned())
     }
 
-    fn remember_action_type(&self, action_type: &ActionType) {
+    /// How many forgets there have been; taken before reading a type from the store.
+    fn action_type_forgets(&self) -> u64 {
+        self.seen_action_types.lock().expect("action type cache").forgets
+    }
+
+    /// Keeps a type read live, unless a forget came since `forgets` was taken.
+    fn remember_action_type(&self, action_type: &ActionType, forgets: u64) {
         let mut seen = self.seen_action_types.lock().expect("action type cache");
-        seen.insert(action_type.id.clone(), action_type.clone());
+        if seen.forgets == forgets {
+            seen.types.insert(action_type.id.clone(), action_type.clone());
+        }
+    }
+
+    /// Forgets a deleted type, named as `Category/Owner/Provider/Version`.
+    pub(crate) fn forget_action_type(&self, id: &str) {
+        let mut seen = self.seen_action_types.lock().expect("action type cache");
+        seen.types.retain(|known, _| known.to_string() != id);
+        seen.forgets += 1;
+    }
+
+    /// Forgets every kept type (deletions may have gone unheard).
+    pub(crate) fn forget_action_types(&self) {
+        let mut seen = self.seen_action_types.lock().expect("action type cache");
+        seen.types.clear();
+        seen.forgets += 1;
     }
 }

@@ -159,15 +159,8 @@ pub struct Engine {
     account: AccountContext,
     key_cache: std::sync::Arc<keys::KeyCache>,
     artifacts_dir: std::path::PathBuf,
-    /// Stored action types seen live, by id (they never change once declared).
-    seen_action_types: std::sync::Arc<
-        std::sync::Mutex<
-            std::collections::HashMap<
-                sluice_core::action_type::ActionTypeId,
-                sluice_core::action_type::ActionType,
-            >,
-        >,
-    >,
+    /// Stored action types seen live (they never change once declared, until deleted).
+    seen_action_types: std::sync::Arc<std::sync::Mutex<action_types::KnownTypes>>,
     /// Woken after a commit that queued jobs; long polls wait on it.
     jobs_ready: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,

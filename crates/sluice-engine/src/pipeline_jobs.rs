@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sluice_core::action_type::ActionTypeId;
 use sluice_core::job::JobStatus;
+use sluice_store::action_types::DELETED_CHANNEL;
 use sluice_store::executions::{self as rows, StepRow};
 use sluice_store::jobs::{self, AckOutcome, JobContext, JobRow};
 
@@ -306,14 +307,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Wakes this process's long polls for jobs other processes queued on the same PostgreSQL
-    /// database, until the connection cannot be had back. Returns at once on SQLite.
-    pub async fn relay_job_announcements(&self) -> Result<()> {
-        let Some(mut listener) = self.store().job_announcements().await? else { return Ok(()) };
+    /// Relays what other processes on the same PostgreSQL database announce, until the
+    /// connection cannot be had back: jobs they queued wake this process's long polls, action
+    /// types they deleted are forgotten. Returns at once on SQLite.
+    pub async fn relay_announcements(&self) -> Result<()> {
+        let Some(mut listener) = self.store().announcements().await? else { return Ok(()) };
+        // Deletions announced before the listener started went unheard.
+        self.forget_action_types();
         loop {
-            // The listener reconnects by itself; an error here means it could not.
-            let notification = listener.recv().await.map_err(sluice_store::Error::from)?;
-            self.notify_queue(notification.payload());
+            // An error means the connection could not be had back.
+            match listener.try_recv().await.map_err(sluice_store::Error::from)? {
+                Some(note) if note.channel() == DELETED_CHANNEL => self.forget_action_type(note.payload()),
+                Some(note) => self.notify_queue(note.payload()),
+                // The connection dropped; the next call makes it again. Deletions announced in
+                // between are lost, so every kept type is read again when next used.
+                None => self.forget_action_types(),
+            }
         }
     }
 

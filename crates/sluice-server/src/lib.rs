@@ -73,14 +73,15 @@ async fn vacuum(engine: sluice_engine::Engine) {
     }
 }
 
-/// Relays other replicas' job announcements to this process's long polls (PostgreSQL); if the
-/// listening connection fails, it is opened again a second later. Polls still find every job
-/// on their own (they re-check their queue at least once a second), so this only adds speed.
+/// Relays other replicas' announcements (PostgreSQL): their new jobs to this process's long
+/// polls, their action type deletions to its kept types. If the listening connection fails, it
+/// is opened again a second later. Polls still find every job on their own (they re-check
+/// their queue at least once a second), and the relay forgets every kept type when it starts.
 async fn relay(engine: sluice_engine::Engine) {
     loop {
-        match engine.relay_job_announcements().await {
+        match engine.relay_announcements().await {
             Ok(()) => return,
-            Err(err) => tracing::warn!(error = %err, "job announcements interrupted"),
+            Err(err) => tracing::warn!(error = %err, "announcements interrupted"),
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

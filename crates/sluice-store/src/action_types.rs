@@ -8,7 +8,7 @@ use sluice_core::action_type::{
 
 use crate::sql::{self, On, Row};
 
-use crate::{events, to_u32, Error, Result, Store, Tx};
+use crate::{events, to_u32, Backend, Error, Result, Store, Tx};
 
 const COLUMNS: &str = "category, owner, provider, version, settings, properties, \
                        input_min, input_max, output_min, output_max, deleted_at";
@@ -116,10 +116,22 @@ impl Store {
             return Ok(false);
         }
         events::append(&mut tx, event).await?;
+        if self.backend() == Backend::Postgres {
+            // Other server processes forget the type when this commits (see `Store::announcements`).
+            sql::query("SELECT pg_notify($1, $2)")
+                .bind(DELETED_CHANNEL)
+                .bind(id.to_string())
+                .execute(&mut tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
 }
+
+/// The PostgreSQL channel that carries the ids (`Category/Owner/Provider/Version`) of deleted
+/// action types, so that every server process stops treating them as live.
+pub const DELETED_CHANNEL: &str = "sluice_action_types_deleted";
 
 /// Binds an action type id's four parts as the next four parameters.
 trait BindId<'q> {

@@ -312,14 +312,16 @@ impl Store {
         Ok(rows)
     }
 
-    /// Receives the queue keys of jobs other processes on this PostgreSQL database queued
-    /// (see [`jobs::announce_in`]); None on SQLite, where one process owns the database.
-    pub async fn job_announcements(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+    /// Receives what other processes on this PostgreSQL database announce: on
+    /// [`jobs::ANNOUNCE_CHANNEL`] the queue keys of jobs they queued ([`jobs::announce_in`]), on
+    /// [`action_types::DELETED_CHANNEL`] the ids of action types they deleted. None on SQLite,
+    /// where one process owns the database.
+    pub async fn announcements(&self) -> Result<Option<sqlx::postgres::PgListener>> {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
-        listener.listen(jobs::ANNOUNCE_CHANNEL).await?;
+        listener.listen_all([jobs::ANNOUNCE_CHANNEL, action_types::DELETED_CHANNEL]).await?;
         Ok(Some(listener))
     }
 
