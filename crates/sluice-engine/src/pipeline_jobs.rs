@@ -459,7 +459,7 @@ impl Engine {
 
     /// Opens a transition for a job's pipeline and checks the job is in progress. The job, its
     /// execution and the pipeline version's declaration come from one read.
-    async fn finishing(&self, id: &str) -> Result<(Transition<'_>, JobRow)> {
+    async fn finishing(&self, id: &str) -> Result<Transition<'_>> {
         let context = self.store().job_in_context(id).await?;
         let JobContext { job, execution, declaration } =
             context.filter(|c| c.job.tenant == self.account().account_id).ok_or_else(|| job_not_found(id))?;
@@ -477,13 +477,12 @@ impl Engine {
         )?;
         // Locks the execution on a shared transition. The job may have changed since it was read
         // above: finishing it is a conditional update that refuses a job no longer in progress.
-        let t = self.transition_for_execution(def, &execution.id).await?;
-        Ok((t, job))
+        self.transition_for_execution(def, &execution.id).await
     }
 
     /// PutJobSuccessResult.
     pub async fn put_job_success(&self, id: &str, success: JobSuccess) -> Result<()> {
-        let (mut t, _) = self.finishing(id).await?;
+        let mut t = self.finishing(id).await?;
         let now = t.now;
         let mut step = finish_job(&mut t, id, JobStatus::Succeeded, None).await?;
         let mut data = step_data(&step.data);
@@ -529,7 +528,7 @@ impl Engine {
 
     /// PutJobFailureResult.
     pub async fn put_job_failure(&self, id: &str, failure_type: &str, message: &str) -> Result<()> {
-        let (mut t, _) = self.finishing(id).await?;
+        let mut t = self.finishing(id).await?;
         let step = finish_job(&mut t, id, JobStatus::Failed, Some(message)).await?;
         fail_step(&mut t, step, failure_type, message).await?;
         t.run().await?;
