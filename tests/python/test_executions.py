@@ -33,15 +33,7 @@ class Setup:
         self.endpoint = endpoint
         self.provider = unique("Make")[:35]
         self.type_id = {"category": "Build", "owner": "Custom", "provider": self.provider, "version": "1"}
-        cp.create_custom_action_type(
-            category="Build", provider=self.provider, version="1",
-            configurationProperties=[
-                {"name": "Target", "required": True, "key": True, "secret": False, "queryable": True},
-                {"name": "Token", "required": False, "key": False, "secret": True},
-            ],
-            inputArtifactDetails={"minimumCount": 1, "maximumCount": 1},
-            outputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
-        )
+        self.declare_type()
         self.bucket = unique("src").lower()
         s3_client(endpoint).put_object(Bucket=self.bucket, Key="app.zip", Body=b"source v1")
         self.name = unique("pipe")
@@ -66,6 +58,17 @@ class Setup:
         if mode:
             declaration.update(pipelineType="V2", executionMode=mode)
         cp.create_pipeline(pipeline=declaration)
+
+    def declare_type(self):
+        self.cp.create_custom_action_type(
+            category="Build", provider=self.provider, version="1",
+            configurationProperties=[
+                {"name": "Target", "required": True, "key": True, "secret": False, "queryable": True},
+                {"name": "Token", "required": False, "key": False, "secret": True},
+            ],
+            inputArtifactDetails={"minimumCount": 1, "maximumCount": 1},
+            outputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+        )
 
     def start(self, **kwargs) -> str:
         return self.cp.start_pipeline_execution(name=self.name, **kwargs)["pipelineExecutionId"]
@@ -309,7 +312,7 @@ def test_a_start_runs_the_latest_declaration_after_an_update_and_after_a_recreat
     assert start_and_poll("updated")["pipelineVersion"] == 2
 
 
-def test_polling_a_deleted_custom_action_type_fails_and_its_jobs_stay_queued(cp, endpoint):
+def test_polling_a_deleted_custom_action_type_fails_until_it_is_restored(cp, endpoint):
     # AWS: PollForJobs for the custom action fails after the action is marked for deletion.
     setup = Setup(cp, endpoint, approval=False)
     setup.start()
@@ -320,6 +323,9 @@ def test_polling_a_deleted_custom_action_type_fails_and_its_jobs_stay_queued(cp,
         setup.poll()
     assert error_code(deleted.value) == "ActionTypeNotFoundException"
     assert setup.action_state("Build")["latestExecution"]["status"] == "InProgress"
+    # Declared again exactly as it was, the type is restored, and its queued job can be polled.
+    setup.declare_type()
+    setup.poll()
     never = dict(setup.type_id, provider=unique("Never")[:35])
     with pytest.raises(ClientError) as undeclared:
         cp.poll_for_jobs(actionTypeId=never, maxBatchSize=1)

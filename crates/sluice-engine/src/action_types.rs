@@ -39,10 +39,14 @@ impl Engine {
         let subject = action_type.id.to_string();
         let create = event(actor, "CreateCustomActionType", &subject, self.now_millis());
         match self.store.insert_action_type(&action_type, &create).await {
+            // AWS: a deleted custom action is restored by declaring it again identically.
             Err(sluice_store::Error::Conflict) => {
-                return Err(Error::ActionTypeExists(format!(
-                    "Action type {subject} already exists or was deleted; declare it with a version never used before"
-                )))
+                if !self.store.restore_action_type(&action_type, &create).await? {
+                    return Err(Error::ActionTypeExists(format!(
+                        "Action type {subject} already exists, or was deleted with another declaration; \
+                         declare it with a version never used before, or restore it with its declaration unchanged"
+                    )));
+                }
             }
             other => other?,
         }

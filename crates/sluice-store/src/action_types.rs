@@ -1,5 +1,6 @@
 //! Custom and third-party action types. Deleted types keep their row (marked `deleted_at`) so
-//! that a deleted id cannot be declared again, as AWS documents.
+//! that a deleted id cannot be declared again, except identically, which restores it, as AWS
+//! documents.
 
 use serde_json::{json, Map, Value};
 use sluice_core::action_type::{
@@ -98,6 +99,30 @@ impl Store {
         );
         let rows = sql::query(&sql).bind(owner.map(Owner::as_str)).fetch_all(self.reads()).await?;
         rows.iter().map(|row| decode(row).map(|s| s.action_type)).collect()
+    }
+
+    /// Makes a deleted action type live again when `action_type` is exactly its declaration
+    /// (AWS restores a deleted custom action declared again identically); false otherwise.
+    pub async fn restore_action_type(
+        &self,
+        action_type: &ActionType,
+        event: &events::NewEvent<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let stored = action_type_in(&mut tx, &action_type.id).await?;
+        if !stored.is_some_and(|s| s.deleted && s.action_type == *action_type) {
+            return Ok(false);
+        }
+        sql::query(
+            "UPDATE action_types SET deleted_at = NULL
+             WHERE category = $1 AND owner = $2 AND provider = $3 AND version = $4",
+        )
+        .bind_id(&action_type.id)
+        .execute(&mut tx)
+        .await?;
+        events::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks a live action type deleted; false if there was none.

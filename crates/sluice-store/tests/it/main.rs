@@ -36,6 +36,7 @@ on_both_backends!(
     held_inserts_are_seen_by_the_next_statement,
     action_types_insert_list_delete,
     deleted_action_type_cannot_be_recreated,
+    a_deleted_action_type_is_restored_only_as_it_was,
     pipeline_versions_are_kept,
     pipelines_page_by_name,
     deleting_a_pipeline_removes_versions_and_tags,

@@ -273,6 +273,22 @@ pub async fn deleted_action_type_cannot_be_recreated(db: &TestDb) {
     assert!(matches!(again, Err(Error::Conflict)), "{again:?}");
 }
 
+/// A deleted type comes back only when declared again exactly as it was; a live one never.
+pub async fn a_deleted_action_type_is_restored_only_as_it_was(db: &TestDb) {
+    let make = custom_type("Make", "1");
+    db.store.insert_action_type(&make, &event("Create", "Make", 1)).await.unwrap();
+    assert!(!db.store.restore_action_type(&make, &event("Create", "Make", 2)).await.unwrap(), "live");
+    assert!(db.store.delete_action_type(&make.id, &event("Delete", "Make", 3)).await.unwrap());
+    let mut changed = make.clone();
+    changed.input.max += 1;
+    assert!(!db.store.restore_action_type(&changed, &event("Create", "Make", 4)).await.unwrap());
+    assert!(db.store.action_type(&make.id).await.unwrap().unwrap().deleted);
+    assert!(db.store.restore_action_type(&make, &event("Create", "Make", 5)).await.unwrap());
+    let back = db.store.action_type(&make.id).await.unwrap().unwrap();
+    assert_eq!((back.action_type, back.deleted), (make.clone(), false));
+    assert_eq!(db.store.list_action_types(None).await.unwrap(), [make]);
+}
+
 pub async fn pipeline_versions_are_kept(db: &TestDb) {
     let arn = "arn:aws:codepipeline:us-east-1:123456789012:p";
     let tags = vec![("team".to_string(), "core".to_string())];
