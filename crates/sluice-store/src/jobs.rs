@@ -155,6 +155,11 @@ async fn insert_as(tx: &mut Tx<'_>, job: &NewJob<'_>, claim: Option<(&str, i64)>
     .await
 }
 
+/// The conditional update that finishes a job: `$1` id, `$2` final status, `$3` error, `$4` time;
+/// it returns the job's step id, and no row if the job was not in progress.
+const FINISH: &str = "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
+                      WHERE id = $1 AND status = 'InProgress' RETURNING step_id";
+
 /// Moves an in-progress job to a final status inside `tx`; false if it was not in progress.
 pub async fn finish(
     tx: &mut Tx<'_>,
@@ -164,17 +169,8 @@ pub async fn finish(
     at: i64,
 ) -> Result<bool> {
     debug_assert!(status.is_final());
-    let done = sql::query(
-        "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
-         WHERE id = $1 AND status = 'InProgress'",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(error)
-    .bind(at)
-    .execute(&mut *tx)
-    .await?;
-    Ok(done == 1)
+    let query = sql::query(FINISH).bind(id).bind(status.as_str()).bind(error).bind(at);
+    Ok(query.fetch_optional(&mut *tx).await?.is_some())
 }
 
 /// [`finish`] and then the job's step, read in the same statement on PostgreSQL (on SQLite, two).
@@ -188,8 +184,6 @@ pub async fn finish_with_step(
     backend: Backend,
 ) -> Result<Option<Option<StepRow>>> {
     debug_assert!(status.is_final());
-    const FINISH: &str = "UPDATE jobs SET status = $2, error = $3, lease_until = NULL, updated_at = $4
-                          WHERE id = $1 AND status = 'InProgress' RETURNING step_id";
     let finish = |sql| sql::query(sql).bind(id).bind(status.as_str()).bind(error).bind(at);
     if backend == Backend::Sqlite {
         let Some(row) = finish(FINISH).fetch_optional(&mut *tx).await? else { return Ok(None) };
