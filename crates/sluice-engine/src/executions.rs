@@ -39,7 +39,7 @@ pub mod step_status {
 }
 
 pub(crate) const RUNNING: &str = "running";
-const WAITING: &str = "waiting";
+pub(crate) const WAITING: &str = "waiting";
 const DONE: &str = "done";
 
 /// The pipeline version an execution runs.
@@ -128,6 +128,22 @@ pub(crate) struct Transition<'e> {
     /// changes laid over the stored rows ([`Transition::executions_at_stage`]).
     inserted: std::collections::BTreeSet<String>,
     changed: std::collections::BTreeSet<String>,
+    /// What a job result read with the finish of its job, after the locks were taken
+    /// ([`Transition::prime`]), so that deciding the stage's next move reads nothing more.
+    primed: Primed,
+}
+
+/// Reads a job result made ahead ([`sluice_store::jobs::FinishedJob`]), each used in place of
+/// the read it stands for.
+#[derive(Default)]
+struct Primed {
+    /// The steps of one execution at one stage, with this transition's own step changes laid
+    /// over them; used once, by the first check of that stage.
+    stage_steps: Option<((String, i64), Vec<StepRow>)>,
+    /// The pipeline's stages whose inbound transition is disabled.
+    disabled: Option<std::collections::HashSet<String>>,
+    /// A stage no stored execution waited to enter.
+    no_waiters_at: Option<i64>,
 }
 
 pub(crate) fn data_of(text: &str) -> Map<String, Value> {
@@ -295,6 +311,7 @@ impl Engine {
             shared,
             inserted: Default::default(),
             changed: Default::default(),
+            primed: Primed::default(),
         }
     }
 
@@ -563,6 +580,11 @@ fn resolve_variables(declaration: &Value, given: Vec<(String, String)>) -> Resul
 }
 
 impl Transition<'_> {
+    /// The pipeline this transition is of.
+    pub(crate) fn pipeline(&self) -> &str {
+        &self.name
+    }
+
     /// The store's backend.
     pub(crate) fn backend(&self) -> sluice_store::Backend {
         self.engine.store().backend()
@@ -704,7 +726,12 @@ impl Transition<'_> {
         index: i64,
         states: &[&str],
     ) -> Result<Vec<ExecutionRow>> {
-        let stored = rows::executions_at_stage(&mut self.tx, &self.name, index, states).await?;
+        let none_stored = states == [WAITING] && self.primed.no_waiters_at == Some(index);
+        let stored = if none_stored {
+            Vec::new()
+        } else {
+            rows::executions_at_stage(&mut self.tx, &self.name, index, states).await?
+        };
         let mut here: std::collections::BTreeMap<(i64, String), ExecutionRow> =
             std::collections::BTreeMap::new();
         for row in stored {
@@ -722,6 +749,45 @@ impl Transition<'_> {
                 && e.status == status::IN_PROGRESS
         };
         Ok(here.into_values().filter(at_stage).collect())
+    }
+
+    /// Keeps what a job result read with the finish of its job, for the reads it stands for.
+    pub(crate) fn prime(&mut self, finished: &sluice_store::jobs::FinishedJob) {
+        let key = (finished.step.execution_id.clone(), finished.step.position);
+        self.primed = Primed {
+            stage_steps: Some((key, finished.stage_steps.clone())),
+            disabled: Some(finished.disabled.iter().cloned().collect()),
+            no_waiters_at: (!finished.waiters).then_some(finished.step.position),
+        };
+    }
+
+    /// Records a step's new state; written with the transaction's next round trip. The step
+    /// must exist before this transition.
+    pub(crate) async fn save_step(&mut self, step: &StepRow) -> Result<()> {
+        if let Some((_, steps)) = &mut self.primed.stage_steps {
+            for kept in steps.iter_mut().filter(|kept| kept.id == step.id) {
+                *kept = step.clone();
+            }
+        }
+        rows::update_step_later(&mut self.tx, step).await?;
+        Ok(())
+    }
+
+    /// The steps of an execution at a stage, in start order.
+    async fn steps_at(&mut self, id: &str, stage: i64) -> Result<Vec<StepRow>> {
+        let primed = self.primed.stage_steps.take_if(|((execution, at), _)| execution == id && *at == stage);
+        match primed {
+            Some((_, steps)) => Ok(steps),
+            None => Ok(rows::steps_at(&mut self.tx, id, stage).await?),
+        }
+    }
+
+    /// Whether the pipeline's inbound transition to `stage` is disabled.
+    async fn transition_disabled(&mut self, stage: &str) -> Result<bool> {
+        match &self.primed.disabled {
+            Some(disabled) => Ok(disabled.contains(stage)),
+            None => Ok(rows::transition_disabled(&mut self.tx, &self.name, stage).await?),
+        }
     }
 
     /// Queues "this step finished" for its execution.
@@ -757,7 +823,7 @@ impl Transition<'_> {
         let index = stage as i64;
         let stage_name = def.spec.stages[stage].name.clone();
         // The first stage has no inbound transition to disable (DisableStageTransition refuses it).
-        let open = stage == 0 || !rows::transition_disabled(&mut self.tx, &self.name, &stage_name).await?;
+        let open = stage == 0 || !self.transition_disabled(&stage_name).await?;
         // PARALLEL executions share stages: no need to read (possibly many) neighbours.
         let (running, others_waiting) = if def.mode == "PARALLEL" {
             (Vec::new(), Vec::new())
@@ -1085,7 +1151,7 @@ impl Transition<'_> {
             return Ok(());
         }
         let def = self.def_of(execution.definition_version).await?;
-        let steps = crate::stage_retry::current_steps(rows::steps_at(&mut self.tx, id, stage as i64).await?);
+        let steps = crate::stage_retry::current_steps(self.steps_at(id, stage as i64).await?);
         if steps.iter().any(|s| s.status == step_status::IN_PROGRESS) {
             return Ok(());
         }

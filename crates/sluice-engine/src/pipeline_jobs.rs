@@ -240,13 +240,50 @@ impl Engine {
         }
     }
 
-    /// One claim of up to `max` jobs of a queue, with their views and credentials, in one
-    /// transaction: one commit per poll that finds work, none for one that does not.
+    /// One claim of up to `max` jobs of a queue, with their views and credentials. On SQLite in
+    /// one transaction: one commit per poll that finds work, none for one that does not. On
+    /// PostgreSQL the claim is one statement that commits on its own (BEGIN and COMMIT would be
+    /// two more round trips per poll), and the views are read after it; jobs whose views cannot
+    /// be built go back to the queue.
     async fn claim_views(&self, key: &str, max: i64) -> Result<Vec<JobView>> {
+        if self.store().backend() == sluice_store::Backend::Postgres {
+            let now = self.now_millis();
+            let tenant = &self.account().account_id;
+            let claimed = self.store().claim_jobs(key, tenant, max, now + DISPATCH_LEASE_MILLIS, now).await?;
+            return self.views_or_release(key, claimed).await;
+        }
         let mut tx = self.store().begin().await?;
         let views = self.claim_views_in(&mut tx, key, max).await?;
         if !views.is_empty() {
             tx.commit().await?;
+        }
+        Ok(views)
+    }
+
+    /// The views of jobs claimed by a statement that has committed; if they cannot be built,
+    /// the jobs go back to the queue as they were before the claim.
+    async fn views_or_release(&self, key: &str, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
+        let claims: Vec<(String, String)> =
+            claimed.iter().map(|job| (job.id.clone(), job.nonce.clone().unwrap_or_default())).collect();
+        let mut views = Vec::with_capacity(claimed.len());
+        for job in claimed {
+            let view = match ViewInput::recorded(&job) {
+                Some(input) => self.job_view(job, input),
+                None => match self.job_parts(&job).await {
+                    Ok(parts) => self.view_input(&job, parts).and_then(|input| self.job_view(job, input)),
+                    Err(err) => Err(err),
+                },
+            };
+            match view {
+                Ok(view) => views.push(view),
+                Err(err) => {
+                    let claims: Vec<(&str, &str)> =
+                        claims.iter().map(|(i, n)| (i.as_str(), n.as_str())).collect();
+                    self.store().release_jobs(&claims, self.now_millis()).await?;
+                    self.notify_queue(key);
+                    return Err(err);
+                }
+            }
         }
         Ok(views)
     }
@@ -498,7 +535,7 @@ impl Engine {
         let execution = t.execution(&step.execution_id).await?;
         if let Some(token) = success.continuation_token.as_deref() {
             step.data = data.to_string();
-            rows::update_step(&mut t.tx, &step).await?;
+            t.save_step(&step).await?;
             let def = t.def_of(execution.definition_version).await?;
             let stage = step.position as usize;
             let action = def.spec.stages[stage]
@@ -518,7 +555,7 @@ impl Engine {
             step.status = step_status::SUCCEEDED.into();
             step.finished_at = Some(now);
             step.data = data.to_string();
-            rows::update_step(&mut t.tx, &step).await?;
+            t.save_step(&step).await?;
             t.record_outputs(&execution, &data).await?;
             t.step_done(&step);
             t.run().await?;
@@ -646,9 +683,15 @@ async fn finish_job(
     error: Option<&str>,
 ) -> Result<StepRow> {
     let backend = t.backend();
-    match jobs::finish_with_step(&mut t.tx, id, status, error, t.now, backend).await? {
+    let pipeline = t.pipeline().to_string();
+    let waiting = crate::executions::WAITING;
+    match jobs::finish_in_stage(&mut t.tx, id, status, error, t.now, &pipeline, waiting, backend).await? {
         None => Err(Error::InvalidJobState(format!("Job {id} is no longer in progress"))),
-        Some(step) => step.ok_or_else(|| job_not_found(id)),
+        Some(None) => Err(job_not_found(id)),
+        Some(Some(finished)) => {
+            t.prime(&finished);
+            Ok(finished.step)
+        }
     }
 }
 
@@ -661,7 +704,7 @@ async fn fail_step(t: &mut Transition<'_>, mut step: StepRow, code: &str, messag
     step.status = step_status::FAILED.into();
     step.finished_at = Some(t.now);
     step.data = data.to_string();
-    rows::update_step(&mut t.tx, &step).await?;
+    t.save_step(&step).await?;
     t.step_done(&step);
     Ok(())
 }

@@ -75,17 +75,22 @@ pub(crate) fn decode_execution(row: &impl Columns) -> Result<ExecutionRow> {
 }
 
 pub(crate) fn decode_step(row: &impl Columns) -> Result<StepRow> {
+    decode_step_at(row, 0)
+}
+
+/// A step from [`STEP_COLUMNS`] starting at column `first`.
+pub(crate) fn decode_step_at(row: &impl Columns, first: usize) -> Result<StepRow> {
     Ok(StepRow {
-        id: row.try_get(0)?,
-        execution_id: row.try_get(1)?,
-        name: row.try_get(2)?,
-        position: row.try_get(3)?,
-        status: row.try_get(4)?,
-        attempt: row.try_get(5)?,
-        data: row.try_get(6)?,
-        error: row.try_get(7)?,
-        started_at: row.try_get(8)?,
-        finished_at: row.try_get(9)?,
+        id: row.try_get(first)?,
+        execution_id: row.try_get(first + 1)?,
+        name: row.try_get(first + 2)?,
+        position: row.try_get(first + 3)?,
+        status: row.try_get(first + 4)?,
+        attempt: row.try_get(first + 5)?,
+        data: row.try_get(first + 6)?,
+        error: row.try_get(first + 7)?,
+        started_at: row.try_get(first + 8)?,
+        finished_at: row.try_get(first + 9)?,
     })
 }
 
@@ -206,11 +211,12 @@ pub async fn insert_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(&row.parent_id)
     .bind(&row.current_step)
     .bind(&row.current_action)
-    .defer(tx)
+    .defer_keyed(tx, format!("executions:{}", row.id))
     .await
 }
 
-/// Writes an execution's mutable fields.
+/// Writes an execution's mutable fields; on PostgreSQL held for the transaction's next round
+/// trip (see [`sql::Query::defer_keyed`]).
 pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()> {
     sql::query(
         "UPDATE executions SET status = $2, data = $3, stage_index = $4, stage_state = $5,
@@ -226,9 +232,8 @@ pub async fn update_execution(tx: &mut Tx<'_>, row: &ExecutionRow) -> Result<()>
     .bind(row.finished_at)
     .bind(&row.current_step)
     .bind(&row.current_action)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    .defer_keyed(tx, format!("executions:{}", row.id))
+    .await
 }
 
 /// Serialises transitions of one execution (a row lock on PostgreSQL; on SQLite the writer
@@ -352,6 +357,17 @@ pub async fn insert_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
 }
 
 pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
+    step_update(row).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// [`update_step`], perhaps held for the transaction's next round trip (see
+/// [`sql::Query::defer_keyed`]): for a step that existed before the transaction.
+pub async fn update_step_later(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
+    step_update(row).defer_keyed(tx, format!("steps:{}", row.id)).await
+}
+
+fn step_update(row: &StepRow) -> sql::Query<'static> {
     sql::query(
         "UPDATE steps SET status = $2, data = $3, error = $4, finished_at = $5, attempt = $6 WHERE id = $1",
     )
@@ -361,9 +377,6 @@ pub async fn update_step(tx: &mut Tx<'_>, row: &StepRow) -> Result<()> {
     .bind(&row.error)
     .bind(row.finished_at)
     .bind(row.attempt)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 pub async fn step_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<StepRow>> {

@@ -173,40 +173,89 @@ pub async fn finish(
     Ok(query.fetch_optional(&mut *tx).await?.is_some())
 }
 
-/// [`finish`] and then the job's step, read in the same statement on PostgreSQL (on SQLite, two).
-/// None if the job was not in progress (nothing changed); else the step, None if it has none.
-pub async fn finish_with_step(
+/// What a job result reads with the finish of its job ([`finish_in_stage`]): what deciding
+/// the stage's next move needs, read after the transition's locks are held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedJob {
+    /// The job's step.
+    pub step: StepRow,
+    /// Every step of the execution at the step's position (its stage), in start order.
+    pub stage_steps: Vec<StepRow>,
+    /// The stages of the job's pipeline whose inbound transition is disabled.
+    pub disabled: Vec<String>,
+    /// Whether an in-progress execution of the pipeline waits in `waiting_state` to enter the
+    /// step's stage.
+    pub waiters: bool,
+}
+
+/// [`finish`] and then, for the transition that follows, the job's step, the other steps of
+/// its stage, the pipeline's disabled transitions and whether executions wait to enter the
+/// stage (in `waiting_state`): one statement on PostgreSQL (on SQLite, five). None if the job
+/// was not in progress (nothing changed); else None inside if the job has no step.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish_in_stage(
     tx: &mut Tx<'_>,
     id: &str,
     status: JobStatus,
     error: Option<&str>,
     at: i64,
+    pipeline: &str,
+    waiting_state: &str,
     backend: Backend,
-) -> Result<Option<Option<StepRow>>> {
+) -> Result<Option<Option<FinishedJob>>> {
     debug_assert!(status.is_final());
     let finish = |sql| sql::query(sql).bind(id).bind(status.as_str()).bind(error).bind(at);
     if backend == Backend::Sqlite {
         let Some(row) = finish(FINISH).fetch_optional(&mut *tx).await? else { return Ok(None) };
-        return Ok(Some(match row.try_get::<Option<String>>(0)? {
-            Some(step_id) => crate::executions::step_in(tx, &step_id).await?,
-            None => None,
-        }));
+        let Some(step_id) = row.try_get::<Option<String>>(0)? else { return Ok(Some(None)) };
+        let Some(step) = crate::executions::step_in(tx, &step_id).await? else { return Ok(Some(None)) };
+        let stage_steps = crate::executions::steps_at(tx, &step.execution_id, step.position).await?;
+        let disabled = sql::query(DISABLED).bind(pipeline).fetch_all(&mut *tx).await?;
+        let disabled = disabled.iter().map(|r| r.try_get(0)).collect::<Result<Vec<String>>>()?;
+        let waiters = sql::query(WAITERS).bind(pipeline).bind(step.position).bind(waiting_state);
+        let waiters = waiters.fetch_optional(&mut *tx).await?.is_some();
+        return Ok(Some(Some(FinishedJob { step, stage_steps, disabled, waiters })));
     }
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let step_columns = crate::executions::STEP_COLUMNS.split(',').map(|c| format!("s.{}", c.trim()));
         format!(
-            "WITH finished AS ({FINISH})
-             SELECT {} FROM finished LEFT JOIN steps s ON s.id = finished.step_id",
+            "WITH finished AS ({FINISH}),
+                  me AS (SELECT s.execution_id, s.position FROM finished JOIN steps s ON s.id = finished.step_id)
+             SELECT finished.step_id, {},
+                    (SELECT string_agg(stage, E'\\n') FROM ({DISABLED_5}) d),
+                    CASE WHEN EXISTS (SELECT 1 FROM me WHERE EXISTS ({WAITERS_5})) THEN 1 ELSE 0 END
+             FROM finished LEFT JOIN me ON TRUE
+                  LEFT JOIN steps s ON s.execution_id = me.execution_id AND s.position = me.position
+             ORDER BY s.started_at, s.id",
             step_columns.collect::<Vec<_>>().join(", ")
         )
     });
-    let row = finish(&SQL).fetch_optional(&mut *tx).await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(match row.try_get::<Option<String>>(0)? {
-        Some(_) => Some(crate::executions::decode_step(&row)?),
-        None => None,
-    }))
+    let rows = finish(&SQL).bind(pipeline).bind(waiting_state).fetch_all(&mut *tx).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let Some(step_id) = first.try_get::<Option<String>>(0)? else { return Ok(Some(None)) };
+    let columns = crate::executions::STEP_COLUMNS.split(',').count();
+    if first.try_get::<Option<String>>(1)?.is_none() {
+        return Ok(Some(None));
+    }
+    let stage_steps =
+        rows.iter().map(|row| crate::executions::decode_step_at(row, 1)).collect::<Result<Vec<_>>>()?;
+    let disabled: Option<String> = first.try_get(1 + columns)?;
+    let disabled = disabled.map(|d| d.split('\n').map(str::to_string).collect()).unwrap_or_default();
+    let waiters = first.try_get::<i64>(2 + columns)? == 1;
+    let Some(step) = stage_steps.iter().find(|s| s.id == step_id).cloned() else { return Ok(Some(None)) };
+    Ok(Some(Some(FinishedJob { step, stage_steps, disabled, waiters })))
 }
+
+/// The stages of pipeline `$1` whose inbound transition is disabled.
+const DISABLED: &str = "SELECT stage FROM stage_transitions WHERE pipeline = $1 AND enabled = 0";
+/// [`DISABLED`] with the pipeline as `$5`.
+const DISABLED_5: &str = "SELECT stage FROM stage_transitions WHERE pipeline = $5 AND enabled = 0";
+/// A row if an in-progress execution of pipeline `$1` waits (stage state `$3`) to enter stage `$2`.
+const WAITERS: &str = "SELECT 1 FROM executions WHERE kind = 'pipeline' AND definition_name = $1
+                       AND stage_index = $2 AND stage_state = $3 AND status = 'InProgress' LIMIT 1";
+/// [`WAITERS`] with the pipeline as `$5`, the state as `$6` and the stage from `me`.
+const WAITERS_5: &str = "SELECT 1 FROM executions WHERE kind = 'pipeline' AND definition_name = $5
+                         AND stage_index = me.position AND stage_state = $6 AND status = 'InProgress'";
 
 /// Fails every unfinished job of a step (its action was abandoned); returns their ids.
 pub async fn abandon_for_step(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<Vec<String>> {

@@ -109,6 +109,9 @@ pub struct Tx<'a> {
     inner: TxInner<'a>,
     /// Statements held for the next round trip (PostgreSQL only; see [`sql::Query::defer`]).
     held: Vec<sql::Query<'static>>,
+    /// The rows the held statements write, where their callers named them
+    /// ([`sql::Query::defer_keyed`]).
+    held_keys: std::collections::HashSet<String>,
 }
 
 enum TxInner<'a> {
@@ -165,6 +168,11 @@ impl Tx<'_> {
         self.held.push(statement);
     }
 
+    /// Records that a held statement writes the row `key`; false if one already does.
+    pub(crate) fn hold_key(&mut self, key: String) -> bool {
+        self.held_keys.insert(key)
+    }
+
     /// Whether this is a SQLite transaction (on the writer connection).
     pub(crate) fn is_sqlite(&self) -> bool {
         matches!(self.inner, TxInner::Lite(_))
@@ -173,6 +181,7 @@ impl Tx<'_> {
     /// Sends the held statements, combined (see [`sql::combine`]).
     pub(crate) async fn send_held(&mut self) -> Result<()> {
         self.begin_now().await?;
+        self.held_keys.clear();
         for statement in sql::combine(std::mem::take(&mut self.held)) {
             statement.execute_sqlx(self).await?;
         }
@@ -262,7 +271,7 @@ impl Store {
             Some(writer) => TxInner::Lite(writer.begin().await?),
             None => TxInner::Sqlx(self.pool.begin().await?),
         };
-        Ok(Tx { inner, held: Vec::new() })
+        Ok(Tx { inner, held: Vec::new(), held_keys: Default::default() })
     }
 
     /// Starts a transaction that holds only while `guard` (a query) finds a row; the guard
@@ -274,7 +283,11 @@ impl Store {
     /// [`Error::GuardFailed`] and nothing is written.
     pub(crate) async fn begin_guarded(&self, guard: sql::Query<'static>) -> Result<Tx<'static>> {
         if self.backend() == Backend::Postgres {
-            return Ok(Tx { inner: TxInner::Unbegun { pool: self.pool.clone(), guard }, held: Vec::new() });
+            return Ok(Tx {
+                inner: TxInner::Unbegun { pool: self.pool.clone(), guard },
+                held: Vec::new(),
+                held_keys: Default::default(),
+            });
         }
         let mut tx = self.begin().await?;
         guard.fetch_optional(&mut tx).await?.ok_or(Error::GuardFailed)?;

@@ -121,6 +121,18 @@ impl<'q> Query<'q> {
         Ok(())
     }
 
+    /// [`Query::defer`] for a statement that writes the one row named by `key` (`table:id`),
+    /// an `UPDATE` of a row that existed before this statement's batch, or an insert: the parts
+    /// of one statement cannot see each other's rows, and a row written twice in one statement
+    /// keeps only one of the writes, so if a held statement already writes that row, the held
+    /// statements are sent first.
+    pub(crate) async fn defer_keyed(self, tx: &mut Tx<'_>, key: String) -> Result<()> {
+        if !tx.is_sqlite() && !tx.hold_key(key) {
+            tx.send_held().await?;
+        }
+        self.defer(tx).await
+    }
+
     /// Runs the statement; how many rows it changed.
     pub(crate) async fn execute<'a, 'c: 'a>(self, on: impl Into<On<'a, 'c>>) -> Result<u64> {
         match on.into() {
@@ -194,16 +206,17 @@ impl Query<'_> {
 }
 
 /// Held statements (see [`Query::defer`]) as few statements as can carry them, in order: inserts
-/// become data-modifying `WITH` parts of the next statement, their placeholders renumbered after
-/// the values of the parts before them. Any other statement (a `SELECT pg_notify`, which a
-/// `WITH` part would never run) ends its batch as the main statement.
+/// and updates become data-modifying `WITH` parts of the next statement, their placeholders
+/// renumbered after the values of the parts before them. Any other statement (a `SELECT
+/// pg_notify`, which a `WITH` part would never run) ends its batch as the main statement.
 pub(crate) fn combine(held: Vec<Query<'static>>) -> Vec<Query<'static>> {
     let mut batches = Vec::new();
     let mut parts: Vec<Query<'static>> = Vec::new();
     for statement in held {
-        let is_insert = statement.sql.trim_start().starts_with("INSERT");
+        let sql = statement.sql.trim_start();
+        let writes = sql.starts_with("INSERT") || sql.starts_with("UPDATE");
         parts.push(statement);
-        if !is_insert {
+        if !writes {
             batches.extend(one_statement(std::mem::take(&mut parts)));
         }
     }
@@ -466,6 +479,23 @@ mod tests {
             ]
         );
         assert!(combine(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn held_updates_are_parts_like_inserts() {
+        let update = query("UPDATE a SET x = $1 WHERE id = $2").bind(1i64).bind("a1");
+        let insert = query("INSERT INTO b (x) VALUES ($1)").bind(2i64);
+        let last = query("UPDATE c SET x = $1 WHERE id = $2").bind(3i64).bind("c1");
+        let combined = combine(held(vec![update, insert, last]));
+        let texts: Vec<&str> = combined.iter().map(|q| q.sql.as_ref()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "WITH held0 AS (UPDATE a SET x = $1 WHERE id = $2), held1 AS (INSERT INTO b (x) VALUES ($3)) \
+                 UPDATE c SET x = $4 WHERE id = $5"
+            ]
+        );
+        assert!(guarded(&query("SELECT 1").bind(1i64), &held(vec![query("UPDATE a SET x = 1")])).is_none());
     }
 
     #[test]

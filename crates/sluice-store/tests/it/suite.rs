@@ -446,38 +446,82 @@ pub async fn a_shared_hold_locks_and_reads_an_execution(db: &TestDb) {
     assert_eq!(waiting.await.unwrap(), Some((hold, Some(execution))), "the holder's write");
 }
 
-/// Finishing an in-progress job returns its step; a job no longer in progress changes nothing.
-pub async fn finishing_a_job_returns_its_step(db: &TestDb) {
+/// Finishing an in-progress job returns its step with the other steps of its stage, the
+/// pipeline's disabled transitions and whether executions wait to enter the stage; a job no
+/// longer in progress changes nothing.
+pub async fn finishing_a_job_returns_its_stage(db: &TestDb) {
     use sluice_core::job::JobStatus;
+    use sluice_store::jobs::FinishedJob;
     let backend = db.store.backend();
-    let step = executions::StepRow {
-        id: "s1".into(),
-        execution_id: "exec-1".into(),
-        name: "Build".into(),
-        position: 1,
+    let step = |id: &str, execution: &str, position: i64, started: i64| executions::StepRow {
+        id: id.into(),
+        execution_id: execution.into(),
+        name: format!("Action-{id}"),
+        position,
         status: "InProgress".into(),
         attempt: 1,
         data: "{}".into(),
         error: None,
-        started_at: Some(3),
+        started_at: Some(started),
         finished_at: None,
     };
+    let (s1, s2) = (step("s1", "exec-1", 1, 3), step("s2", "exec-1", 1, 2));
+    let waiter = |id: &str, pipeline: &str, state: &str| ExecutionRow {
+        kind: "pipeline".into(),
+        status: "InProgress".into(),
+        stage_index: 1,
+        stage_state: state.into(),
+        current_step: None,
+        current_action: None,
+        ..automation_row(id, pipeline, "InProgress", 1, None)
+    };
+    let transition = |stage: &str, enabled: bool| executions::TransitionRow {
+        stage: stage.into(),
+        enabled,
+        reason: None,
+        changed_by: "me".into(),
+        changed_at: 1,
+    };
     let mut tx = db.store.begin().await.unwrap();
-    executions::insert_step(&mut tx, &step).await.unwrap();
+    for row in [&s1, &s2, &step("s0", "exec-1", 0, 1), &step("x1", "exec-2", 1, 1)] {
+        executions::insert_step(&mut tx, row).await.unwrap();
+    }
+    executions::insert_execution(&mut tx, &waiter("exec-3", "other", "waiting")).await.unwrap();
+    executions::insert_execution(&mut tx, &waiter("exec-4", "p", "running")).await.unwrap();
+    executions::set_transition(&mut tx, "p", &transition("Deploy", false)).await.unwrap();
+    executions::set_transition(&mut tx, "p", &transition("Test", true)).await.unwrap();
+    executions::set_transition(&mut tx, "other", &transition("Ship", false)).await.unwrap();
     tx.commit().await.unwrap();
-    let with_step = sluice_store::jobs::NewJob { step_id: Some("s1"), ..new_job("j1", "q", "t", 10) };
-    enqueue(db, &[with_step, new_job("j2", "q", "t", 11)]).await;
-    for claimed in db.store.claim_jobs("q", "t", 2, 1_000, 12).await.unwrap() {
+    let with_step =
+        |id, step| sluice_store::jobs::NewJob { step_id: Some(step), ..new_job(id, "q", "t", 10) };
+    enqueue(db, &[with_step("j1", "s1"), new_job("j2", "q", "t", 11), with_step("j3", "s2")]).await;
+    for claimed in db.store.claim_jobs("q", "t", 3, 1_000, 12).await.unwrap() {
         let nonce = claimed.nonce.unwrap();
         db.store.acknowledge_job(&claimed.id, &nonce, 2_000, 13).await.unwrap();
     }
     let finish = |id: &'static str, status: JobStatus| async move {
         let mut tx = db.store.begin().await.unwrap();
-        let found = sluice_store::jobs::finish_with_step(&mut tx, id, status, Some("why"), 20, backend).await;
+        let found = sluice_store::jobs::finish_in_stage(
+            &mut tx,
+            id,
+            status,
+            Some("why"),
+            20,
+            "p",
+            "waiting",
+            backend,
+        )
+        .await;
         tx.commit().await.unwrap();
         found.unwrap()
     };
-    assert_eq!(finish("j1", JobStatus::Failed).await, Some(Some(step)));
+    let expected = FinishedJob {
+        step: s1.clone(),
+        stage_steps: vec![s2.clone(), s1.clone()],
+        disabled: vec!["Deploy".into()],
+        waiters: false,
+    };
+    assert_eq!(finish("j1", JobStatus::Failed).await, Some(Some(expected.clone())));
     let done = db.store.job("j1").await.unwrap().unwrap();
     assert_eq!(
         (done.status, done.error.as_deref(), done.lease_until),
@@ -487,6 +531,46 @@ pub async fn finishing_a_job_returns_its_step(db: &TestDb) {
     assert_eq!(db.store.job("j1").await.unwrap().unwrap().status, JobStatus::Failed);
     assert_eq!(finish("j2", JobStatus::Succeeded).await, Some(None), "a job without a step");
     assert_eq!(finish("nope", JobStatus::Succeeded).await, None);
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_execution(&mut tx, &waiter("exec-5", "p", "waiting")).await.unwrap();
+    tx.commit().await.unwrap();
+    let waited = FinishedJob { step: s2, waiters: true, ..expected };
+    assert_eq!(finish("j3", JobStatus::Succeeded).await, Some(Some(waited)), "an execution waits");
+}
+
+/// Writes held for the next round trip that name the same row apply in the order they were
+/// made (on PostgreSQL a row written twice in one statement would keep only one of the writes).
+pub async fn held_writes_of_one_row_apply_in_order(db: &TestDb) {
+    let mut step = executions::StepRow {
+        id: "held-step".into(),
+        execution_id: "held-exec".into(),
+        name: "Build".into(),
+        position: 0,
+        status: "InProgress".into(),
+        attempt: 1,
+        data: "{}".into(),
+        error: None,
+        started_at: Some(1),
+        finished_at: None,
+    };
+    let mut execution =
+        ExecutionRow { kind: "pipeline".into(), ..automation_row("held-exec", "p", "InProgress", 1, None) };
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_step(&mut tx, &step).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_execution(&mut tx, &execution).await.unwrap();
+    execution.status = "Stopping".into();
+    executions::update_execution(&mut tx, &execution).await.unwrap();
+    execution.status = "Stopped".into();
+    executions::update_execution(&mut tx, &execution).await.unwrap();
+    step.status = "Failed".into();
+    executions::update_step_later(&mut tx, &step).await.unwrap();
+    step.status = "Succeeded".into();
+    executions::update_step_later(&mut tx, &step).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.store.execution("held-exec").await.unwrap().unwrap().status, "Stopped");
+    assert_eq!(db.store.step("held-step").await.unwrap().unwrap().status, "Succeeded");
 }
 
 pub async fn tags_overwrite_limit_and_page(db: &TestDb) {
