@@ -425,6 +425,19 @@ impl Store {
         default_timeout: i64,
         now: i64,
     ) -> Result<AckOutcome> {
+        if let Some(acks) = &self.acks {
+            let ack = crate::acks::Ack {
+                id: id.to_string(),
+                nonce: nonce.to_string(),
+                tenant: tenant.to_string(),
+                now,
+                default_timeout,
+            };
+            if acks.acknowledge(ack).await? {
+                return Ok(AckOutcome::Acknowledged);
+            }
+            return self.why_not_acknowledged(id, Some(tenant), nonce).await;
+        }
         let done = self
             .write(
                 sql::query(

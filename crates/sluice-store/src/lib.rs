@@ -9,6 +9,7 @@
 //! versions), [`tags`], [`events`] (the append-only history), [`documents`] (SSM Automation documents
 //! and their versions), [`query`] (the Cloudforet query language over described tables).
 
+mod acks;
 pub mod action_types;
 pub mod automation;
 pub mod cloudforet;
@@ -54,6 +55,10 @@ pub enum Error {
     /// the transaction was written.
     #[error("the guarded transaction's guard no longer holds")]
     GuardFailed,
+    /// A database error met by a statement that carried several requests' writes
+    /// ([`acks`]); each request gets its text.
+    #[error("database error: {0}")]
+    Shared(String),
 }
 
 impl From<sqlx::Error> for Error {
@@ -97,6 +102,8 @@ pub struct Store {
     /// SQLite's one writer connection with group commit (see [`sqlite_writer`]); None on
     /// PostgreSQL, where transactions run on pooled connections.
     writer: Option<std::sync::Arc<sqlite_writer::Writer>>,
+    /// PostgreSQL's task that merges concurrent acknowledgements into one statement ([`acks`]).
+    acks: Option<std::sync::Arc<acks::Acks>>,
     /// The database url (PostgreSQL's job notifications need a connection of their own).
     url: std::sync::Arc<str>,
 }
@@ -234,7 +241,9 @@ impl Store {
                     .await?
             }
         };
-        let store = Store { pool, backend, reader, writer, url: url.into() };
+        let acks =
+            (backend == Backend::Postgres).then(|| std::sync::Arc::new(acks::Acks::start(pool.clone())));
+        let store = Store { pool, backend, reader, writer, acks, url: url.into() };
         store.migrate().await?;
         Ok(store)
     }

@@ -45,6 +45,7 @@ on_both_backends!(
     a_shared_hold_locks_and_reads_an_execution,
     finishing_a_job_returns_its_stage,
     held_writes_of_one_row_apply_in_order,
+    concurrent_acknowledgements_each_get_their_own_answer,
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,

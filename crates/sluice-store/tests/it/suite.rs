@@ -733,6 +733,59 @@ pub async fn acknowledgement_leases_for_the_jobs_timeout(db: &TestDb) {
     assert_eq!(lease("a").await, Some(7_020), "acknowledging again extends nothing");
 }
 
+/// Acknowledgements sent at once (on PostgreSQL merged into shared statements) each get their
+/// own answer: every job is acknowledged once, a second acknowledgement of a job finds it in
+/// progress, a wrong nonce or tenant is refused and changes nothing.
+pub async fn concurrent_acknowledgements_each_get_their_own_answer(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::AckOutcome;
+    let ids: Vec<String> = (0..120).map(|i| format!("ack-{i:03}")).collect();
+    let jobs: Vec<_> = ids.iter().enumerate().map(|(i, id)| new_job(id, "q", "t", i as i64)).collect();
+    enqueue(db, &jobs).await;
+    let claimed = db.store.claim_jobs("q", "t", 120, 10_000, 1).await.unwrap();
+    let mut acks = Vec::new();
+    for (i, job) in claimed.iter().enumerate() {
+        let nonce = job.nonce.clone().unwrap();
+        let sends = match i % 4 {
+            0 => vec![(nonce.clone(), "t"), (nonce, "t")],
+            1 => vec![("wrong".to_string(), "t"), (nonce, "t")],
+            2 => vec![(nonce, "other")],
+            _ => vec![(nonce, "t")],
+        };
+        for (nonce, tenant) in sends {
+            let (store, id) = (db.store.clone(), job.id.clone());
+            acks.push(tokio::spawn(async move {
+                let outcome = store.acknowledge_job_with_timeout(&id, tenant, &nonce, 500, 20).await.unwrap();
+                (i % 4, outcome)
+            }));
+        }
+    }
+    let mut outcomes = std::collections::BTreeMap::<(usize, String), usize>::new();
+    for ack in acks {
+        let (kind, outcome) = ack.await.unwrap();
+        *outcomes.entry((kind, format!("{outcome:?}"))).or_default() += 1;
+    }
+    let expected = [
+        ((0, AckOutcome::Acknowledged), 30),
+        ((0, AckOutcome::AlreadyInProgress), 30),
+        ((1, AckOutcome::Acknowledged), 30),
+        ((1, AckOutcome::InvalidNonce), 30),
+        ((2, AckOutcome::NotFound), 30),
+        ((3, AckOutcome::Acknowledged), 30),
+    ];
+    let expected =
+        expected.into_iter().map(|((kind, outcome), n)| ((kind, format!("{outcome:?}")), n)).collect();
+    assert_eq!(outcomes, expected);
+    for (i, job) in claimed.iter().enumerate() {
+        let stored = db.store.job(&job.id).await.unwrap().unwrap();
+        let status = if i % 4 == 2 { JobStatus::Dispatched } else { JobStatus::InProgress };
+        assert_eq!(
+            (stored.status, stored.lease_until),
+            (status, Some(if i % 4 == 2 { 10_000 } else { 520 }))
+        );
+    }
+}
+
 /// A job inserted already claimed (handed straight to a waiting poll) is stored as a claim leaves
 /// a job: no other claim takes it, and its nonce acknowledges it.
 pub async fn job_inserted_claimed_is_stored_as_a_claim_leaves_it(db: &TestDb) {
