@@ -84,9 +84,12 @@ impl Writer {
         // to a temporary file past 64 KiB, which a group's savepoints pass, and then every page
         // first written in a savepoint costs a write(2) while the writer is held (perf put 9% of
         // the server's samples in B1 there; B1's throughput did not change measurably).
+        // wal_autocheckpoint = 8000: a checkpoint (copying pages into the database file and
+        // syncing it, inside some writer's commit) every ~32 MiB of WAL rather than every 4 MiB
+        // (ARCHITECTURE.md, "SQLite bypasses sqlx's worker thread").
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8000;",
         )?;
         conn.set_prepared_statement_cache_capacity(256);
         let state = State { conn, open: false, group: 0, members: 0 };
