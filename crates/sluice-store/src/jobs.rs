@@ -210,9 +210,10 @@ pub async fn finish_in_stage(
         let Some(step_id) = row.try_get::<Option<String>>(0)? else { return Ok(Some(None)) };
         let Some(step) = crate::executions::step_in(tx, &step_id).await? else { return Ok(Some(None)) };
         let stage_steps = crate::executions::steps_at(tx, &step.execution_id, step.position).await?;
-        let disabled = sql::query(DISABLED).bind(pipeline).fetch_all(&mut *tx).await?;
+        let disabled = sql::query_owned(disabled_sql("$1")).bind(pipeline).fetch_all(&mut *tx).await?;
         let disabled = disabled.iter().map(|r| r.try_get(0)).collect::<Result<Vec<String>>>()?;
-        let waiters = sql::query(WAITERS).bind(pipeline).bind(step.position).bind(waiting_state);
+        let waiters = sql::query_owned(format!("{} LIMIT 1", waiters_sql("$1", "$2", "$3")));
+        let waiters = waiters.bind(pipeline).bind(step.position).bind(waiting_state);
         let waiters = waiters.fetch_optional(&mut *tx).await?.is_some();
         return Ok(Some(Some(FinishedJob { step, stage_steps, disabled, waiters })));
     }
@@ -222,12 +223,14 @@ pub async fn finish_in_stage(
             "WITH finished AS ({FINISH}),
                   me AS (SELECT s.execution_id, s.position FROM finished JOIN steps s ON s.id = finished.step_id)
              SELECT finished.step_id, {},
-                    (SELECT string_agg(stage, E'\\n') FROM ({DISABLED_5}) d),
-                    CASE WHEN EXISTS (SELECT 1 FROM me WHERE EXISTS ({WAITERS_5})) THEN 1 ELSE 0 END
+                    (SELECT string_agg(stage, E'\\n') FROM ({}) d),
+                    CASE WHEN EXISTS (SELECT 1 FROM me WHERE EXISTS ({})) THEN 1 ELSE 0 END
              FROM finished LEFT JOIN me ON TRUE
                   LEFT JOIN steps s ON s.execution_id = me.execution_id AND s.position = me.position
              ORDER BY s.started_at, s.id",
-            step_columns.collect::<Vec<_>>().join(", ")
+            step_columns.collect::<Vec<_>>().join(", "),
+            disabled_sql("$5"),
+            waiters_sql("$5", "me.position", "$6"),
         )
     });
     let rows = finish(&SQL).bind(pipeline).bind(waiting_state).fetch_all(&mut *tx).await?;
@@ -246,16 +249,19 @@ pub async fn finish_in_stage(
     Ok(Some(Some(FinishedJob { step, stage_steps, disabled, waiters })))
 }
 
-/// The stages of pipeline `$1` whose inbound transition is disabled.
-const DISABLED: &str = "SELECT stage FROM stage_transitions WHERE pipeline = $1 AND enabled = 0";
-/// [`DISABLED`] with the pipeline as `$5`.
-const DISABLED_5: &str = "SELECT stage FROM stage_transitions WHERE pipeline = $5 AND enabled = 0";
-/// A row if an in-progress execution of pipeline `$1` waits (stage state `$3`) to enter stage `$2`.
-const WAITERS: &str = "SELECT 1 FROM executions WHERE kind = 'pipeline' AND definition_name = $1
-                       AND stage_index = $2 AND stage_state = $3 AND status = 'InProgress' LIMIT 1";
-/// [`WAITERS`] with the pipeline as `$5`, the state as `$6` and the stage from `me`.
-const WAITERS_5: &str = "SELECT 1 FROM executions WHERE kind = 'pipeline' AND definition_name = $5
-                         AND stage_index = me.position AND stage_state = $6 AND status = 'InProgress'";
+/// The stages of pipeline `pipeline` (a placeholder) whose inbound transition is disabled.
+fn disabled_sql(pipeline: &str) -> String {
+    format!("SELECT stage FROM stage_transitions WHERE pipeline = {pipeline} AND enabled = 0")
+}
+
+/// Rows if an in-progress execution of `pipeline` waits (stage state `state`) to enter stage
+/// `stage` (each a placeholder or a column).
+fn waiters_sql(pipeline: &str, stage: &str, state: &str) -> String {
+    format!(
+        "SELECT 1 FROM executions WHERE kind = 'pipeline' AND definition_name = {pipeline}
+           AND stage_index = {stage} AND stage_state = {state} AND status = 'InProgress'"
+    )
+}
 
 /// Fails every unfinished job of a step (its action was abandoned); returns their ids.
 pub async fn abandon_for_step(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<Vec<String>> {
