@@ -267,14 +267,7 @@ impl Engine {
             claimed.iter().map(|job| (job.id.clone(), job.nonce.clone().unwrap_or_default())).collect();
         let mut views = Vec::with_capacity(claimed.len());
         for job in claimed {
-            let view = match ViewInput::recorded(&job) {
-                Some(input) => self.job_view(job, input),
-                None => match self.job_parts(&job).await {
-                    Ok(parts) => self.view_input(&job, parts).and_then(|input| self.job_view(job, input)),
-                    Err(err) => Err(err),
-                },
-            };
-            match view {
+            match self.view_of(job).await {
                 Ok(view) => views.push(view),
                 Err(err) => {
                     let claims: Vec<(&str, &str)> =
@@ -286,6 +279,18 @@ impl Engine {
             }
         }
         Ok(views)
+    }
+
+    /// The view of a claimed job, from what its row recorded or else from the rows it belongs to.
+    async fn view_of(&self, job: JobRow) -> Result<JobView> {
+        let input = match ViewInput::recorded(&job) {
+            Some(input) => input,
+            None => {
+                let parts = self.job_parts(&job).await?;
+                self.view_input(&job, parts)?
+            }
+        };
+        self.job_view(job, input)
     }
 
     /// Claims up to `max` jobs of a queue inside `tx`, with their views and credentials.
