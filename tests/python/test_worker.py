@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import signal
 import subprocess
 import threading
@@ -15,12 +16,12 @@ from sluice_testlib import ROOT_ACCESS_KEY_ID, ROOT_SECRET_ACCESS_KEY, binary_pa
 from test_executions import Setup, s3_client
 
 
-def start_worker(endpoint: str, setup: Setup, script: str) -> subprocess.Popen:
+def start_worker(endpoint: str, setup: Setup, script: str, *options: str) -> subprocess.Popen:
     env = clean_env(SLUICE_ENDPOINT=endpoint, AWS_ACCESS_KEY_ID=ROOT_ACCESS_KEY_ID,
                     AWS_SECRET_ACCESS_KEY=ROOT_SECRET_ACCESS_KEY)
     return subprocess.Popen(
         [str(binary_path()), "worker", "--action-type", f"Build/Custom/{setup.provider}/1",
-         "--query", "Target=all", "--", "sh", "-c", script],
+         "--query", "Target=all", *options, "--", "sh", "-c", script],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -89,6 +90,75 @@ def test_a_start_hands_its_job_to_a_poll_already_waiting(approved_setup):
     setup.cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
     setup.cp.put_job_success_result(jobId=job["id"])
     assert wait_for(setup, execution_id) == "Succeeded"
+
+
+def test_worker_reports_progress_while_the_command_runs(approved_setup, endpoint, tmp_path):
+    setup = approved_setup
+    release = tmp_path / "release"
+    script = f'echo "40% linked"; while [ ! -e {release} ]; do sleep 0.05; done; echo built'
+    worker = start_worker(endpoint, setup, script, "--progress-every", "0.2")
+    try:
+        execution_id = setup.start()
+        deadline = time.monotonic() + 20
+        running = setup.action_state("Build").get("latestExecution", {})
+        while running.get("percentComplete") != 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            running = setup.action_state("Build").get("latestExecution", {})
+        assert running["status"] == "InProgress"
+        assert running["percentComplete"] == 40 and running["summary"] == "40% linked"
+        release.touch()
+        assert wait_for(setup, execution_id) == "Succeeded"
+        done = setup.action_state("Build")["latestExecution"]
+        assert done["summary"] == "built" and done["percentComplete"] == 100
+    finally:
+        release.touch()
+        assert stop(worker) == 0
+
+
+def progress(endpoint: str, body) -> "requests.Response":
+    import requests
+
+    from sluice_testlib import sign_headers
+
+    path = "/admin/v1/pipeline-jobs/progress"
+    payload = json.dumps(body).encode()
+    headers = sign_headers(endpoint, None, payload, service="sluice",
+                           extra_headers={"Content-Type": "application/json"}, path=path)
+    return requests.post(f"{endpoint}{path}", data=payload, headers=headers, timeout=10)
+
+
+def test_progress_needs_the_held_job_and_sane_values(approved_setup, endpoint):
+    setup = approved_setup
+    execution_id = setup.start()
+    deadline = time.monotonic() + 10
+    jobs = []
+    while not jobs and time.monotonic() < deadline:
+        jobs = setup.cp.poll_for_jobs(actionTypeId=setup.type_id, maxBatchSize=1,
+                                      queryParam={"Target": "all"})["jobs"]
+    [job] = jobs
+    held = {"jobId": job["id"], "nonce": job["nonce"]}
+    # Not yet acknowledged: the job is not running.
+    assert progress(endpoint, {**held, "summary": "early"}).json()["__type"] == "InvalidJobStateException"
+    setup.cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    for body, code in [
+        ({**held, "nonce": "not-the-nonce", "summary": "x"}, "InvalidNonceException"),
+        ({**held, "percentComplete": 101}, "ValidationException"),
+        ({**held, "percentComplete": "half"}, "ValidationException"),
+        ({**held, "summary": "x" * 2049}, "ValidationException"),
+        (held, "ValidationException"),
+        ({"jobId": "no-such-job", "nonce": "n", "summary": "x"}, "JobNotFoundException"),
+    ]:
+        answer = progress(endpoint, body)
+        assert answer.status_code == 400 and answer.json()["__type"] == code, (body, answer.text)
+    assert "percentComplete" not in setup.action_state("Build").get("latestExecution", {})
+    answer = progress(endpoint, {**held, "summary": "half way", "percentComplete": 50})
+    assert answer.status_code == 200, answer.text
+    running = setup.action_state("Build")["latestExecution"]
+    assert (running["status"], running["summary"], running["percentComplete"]) == ("InProgress", "half way", 50)
+    setup.cp.put_job_success_result(jobId=job["id"])
+    assert wait_for(setup, execution_id) == "Succeeded"
+    after = progress(endpoint, {**held, "summary": "late"})
+    assert after.json()["__type"] == "InvalidJobStateException", after.text
 
 
 def test_worker_reports_failures(approved_setup, endpoint):

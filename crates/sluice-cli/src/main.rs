@@ -98,6 +98,10 @@ struct WorkerArgs {
     /// How many jobs to run at once.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// How often, in seconds, a running command's last line of output is reported as its
+    /// job's progress (only when it changed).
+    #[arg(long, default_value = "10", value_parser = worker::parse_seconds, conflicts_with = "automation")]
+    progress_every: std::time::Duration,
     /// The command to run for each job, after `--`.
     #[arg(last = true, required_unless_present = "automation")]
     command: Vec<String>,
@@ -182,6 +186,7 @@ fn main() -> anyhow::Result<()> {
                 action_type: args.action_type.context("--action-type is required")?,
                 query: args.query,
                 concurrency: args.concurrency,
+                progress_every: args.progress_every,
                 command: args.command,
             };
             runtime.block_on(worker::run(client::Client::from_env()?, spec))

@@ -2,16 +2,21 @@
 //! acknowledges, downloads the input artifacts to `in/<ArtifactName>` in a fresh directory, runs
 //! the command there with the action configuration as environment variables, uploads each
 //! `out/<ArtifactName>/` directory as a zip to its output artifact, and reports success (the last
-//! line of stdout as summary) or failure (exit code and the tail of stderr). Server errors are
+//! line of stdout as summary) or failure (exit code and the tail of stderr). While the command
+//! runs, the last line it printed so far is reported as the action's progress (its summary, and
+//! its percentage when the line starts with one, such as `40% linked`). Server errors are
 //! retried with backoff, so it rides out restarts; SIGTERM stops polling and lets running jobs
 //! finish.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::watch;
 
 use crate::client::{Client, TempCredentials};
@@ -21,8 +26,13 @@ pub struct WorkerSpec {
     pub action_type: Value,
     pub query: Option<(String, String)>,
     pub concurrency: usize,
+    /// How often a running command's progress is reported (when it changed).
+    pub progress_every: Duration,
     pub command: Vec<String>,
 }
+
+/// The most characters of a summary (CodePipeline's bound for execution details).
+const SUMMARY_CHARS: usize = 2048;
 
 /// Parses `CATEGORY/OWNER/PROVIDER/VERSION`.
 pub fn parse_action_type(text: &str) -> Result<Value, String> {
@@ -38,6 +48,15 @@ pub fn parse_query(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+/// Parses a positive number of seconds, such as `10` or `0.5`.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{text:?} must be more than 0 and at most 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Runs until SIGTERM/SIGINT; returns after running jobs finished.
@@ -99,7 +118,8 @@ async fn poll_once(client: &Client, spec: &WorkerSpec) -> anyhow::Result<()> {
         let id = job["id"].as_str().unwrap_or_default().to_string();
         let nonce = job["nonce"].as_str().unwrap_or_default();
         client.codepipeline("AcknowledgeJob", &json!({"jobId": id, "nonce": nonce})).await?;
-        let report = match run_job(client, spec, &job).await {
+        let held = HeldJob { id: &id, nonce };
+        let report = match run_job(client, spec, &held, &job).await {
             Ok(summary) => {
                 let details = json!({"summary": summary, "percentComplete": 100});
                 client
@@ -135,12 +155,23 @@ fn location(artifact: &Value) -> (String, String, String) {
     (text(&artifact["name"]), text(&s3["bucketName"]), text(&s3["objectKey"]))
 }
 
+/// A job this worker acknowledged: its id and the nonce that proves it holds it.
+struct HeldJob<'a> {
+    id: &'a str,
+    nonce: &'a str,
+}
+
 /// Runs one job in a fresh directory; the summary on success.
-async fn run_job(client: &Client, spec: &WorkerSpec, job: &Value) -> anyhow::Result<String> {
+async fn run_job(
+    client: &Client,
+    spec: &WorkerSpec,
+    held: &HeldJob<'_>,
+    job: &Value,
+) -> anyhow::Result<String> {
     let data = &job["data"];
     let credentials = credentials_of(data)?;
     let dir = std::env::temp_dir().join(format!("sluice-job-{}", uuid::Uuid::new_v4().simple()));
-    let result = run_in(client, spec, data, &credentials, &dir).await;
+    let result = run_in(client, spec, held, data, &credentials, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -148,6 +179,7 @@ async fn run_job(client: &Client, spec: &WorkerSpec, job: &Value) -> anyhow::Res
 async fn run_in(
     client: &Client,
     spec: &WorkerSpec,
+    held: &HeldJob<'_>,
     data: &Value,
     credentials: &TempCredentials,
     dir: &Path,
@@ -171,19 +203,108 @@ async fn run_in(
     }
     command.env("SLUICE_JOB_PIPELINE", data["pipelineContext"]["pipelineName"].as_str().unwrap_or_default());
     command.env("SLUICE_JOB_CONTINUATION_TOKEN", data["continuationToken"].as_str().unwrap_or_default());
-    let output = command.output().await.with_context(|| format!("cannot run {:?}", spec.command[0]))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    let finished = run_command(client, spec, held, command).await?;
+    if !finished.status.success() {
+        let stderr = String::from_utf8_lossy(&finished.stderr);
         let tail: String = stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("command exited with {}: {}", output.status, tail.trim());
+        bail!("command exited with {}: {}", finished.status, tail.trim());
     }
     for artifact in &outputs {
         let (name, bucket, key) = location(artifact);
         let archive = zip_directory(&dir.join("out").join(safe_name(&name)?))?;
         client.put_object(credentials, &bucket, &key, archive).await?;
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    Ok(stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("done").chars().take(2048).collect())
+    Ok(finished.last_line.unwrap_or_else(|| "done".to_string()))
+}
+
+/// What a command left when it exited: its status, the last non-empty line it printed on
+/// stdout (at most [`SUMMARY_CHARS`] characters), and its stderr.
+struct Finished {
+    status: ExitStatus,
+    last_line: Option<String>,
+    stderr: Vec<u8>,
+}
+
+/// Runs a job's command. While it runs, every `progress_every` the last line it printed, if
+/// that changed, is reported as the job's progress; a report that fails is logged and the
+/// command goes on.
+async fn run_command(
+    client: &Client,
+    spec: &WorkerSpec,
+    held: &HeldJob<'_>,
+    mut command: tokio::process::Command,
+) -> anyhow::Result<Finished> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("cannot run {:?}", spec.command[0]))?;
+    let last = Arc::new(Mutex::new(None));
+    let stdout = child.stdout.take().context("the command has no stdout")?;
+    let lines = tokio::spawn(keep_last_line(stdout, last.clone()));
+    let mut stderr = child.stderr.take().context("the command has no stderr")?;
+    let errors = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        stderr.read_to_end(&mut bytes).await.map(|_| bytes)
+    });
+    let mut tick = tokio::time::interval(spec.progress_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut reported: Option<String> = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = tick.tick() => {
+                let line = last.lock().expect("last line").clone();
+                if line.is_some() && line != reported {
+                    report_progress(client, held, line.as_deref().unwrap_or_default()).await;
+                    reported = line;
+                }
+            }
+        }
+    };
+    lines.await??;
+    let stderr = errors.await??;
+    let last_line = last.lock().expect("last line").take();
+    Ok(Finished { status, last_line, stderr })
+}
+
+/// Reads `output` to its end, keeping its last non-empty line in `last`.
+async fn keep_last_line(
+    output: impl AsyncRead + Unpin,
+    last: Arc<Mutex<Option<String>>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(output);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).await? > 0 {
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if !text.trim().is_empty() {
+            *last.lock().expect("last line") = Some(text.chars().take(SUMMARY_CHARS).collect());
+        }
+        line.clear();
+    }
+    Ok(())
+}
+
+/// Reports a line as a running job's progress: the summary, and the percentage it starts
+/// with, if any.
+async fn report_progress(client: &Client, held: &HeldJob<'_>, line: &str) {
+    let mut body = json!({"jobId": held.id, "nonce": held.nonce, "summary": line});
+    if let Some(percent) = leading_percent(line) {
+        body["percentComplete"] = json!(percent);
+    }
+    if let Err(err) = client.post_admin("/admin/v1/pipeline-jobs/progress", &body).await {
+        eprintln!("sluice worker: reporting the progress of job {} failed: {err:#}", held.id);
+    }
+}
+
+/// The percentage a line starts with (`40%` or `40 %`, from 0 to 100).
+fn leading_percent(line: &str) -> Option<i64> {
+    let line = line.trim_start();
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    let rest = line[digits..].trim_start();
+    if digits == 0 || digits > 3 || !rest.starts_with('%') {
+        return None;
+    }
+    line[..digits].parse().ok().filter(|p| (0..=100).contains(p))
 }
 
 /// An artifact name as a single path component.
@@ -230,6 +351,19 @@ mod tests {
         assert_eq!(parse_query("Target=all").unwrap(), ("Target".into(), "all".into()));
         assert!(parse_query("Target").is_err());
         assert!(safe_name("bin").is_ok() && safe_name("../x").is_err() && safe_name("").is_err());
+        assert_eq!(parse_seconds("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_seconds("0").is_err() && parse_seconds("-1").is_err() && parse_seconds("x").is_err());
+    }
+
+    #[test]
+    fn a_line_may_start_with_its_percentage() {
+        assert_eq!(leading_percent("40% linked"), Some(40));
+        assert_eq!(leading_percent("  100 % done"), Some(100));
+        assert_eq!(leading_percent("0%"), Some(0));
+        assert_eq!(leading_percent("101% over"), None);
+        assert_eq!(leading_percent("step 3 of 4"), None);
+        assert_eq!(leading_percent("%"), None);
+        assert_eq!(leading_percent("1000%"), None);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct JobView {
     pub continuation_token: Option<String>,
 }
 
+/// What a worker reports while its job runs ([`Engine::put_job_progress`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobProgress {
+    pub summary: Option<String>,
+    pub percent_complete: Option<i64>,
+}
+
 /// An answer to a manual approval.
 #[derive(Debug, Clone, Copy)]
 pub struct Approval<'a> {
@@ -565,6 +572,36 @@ impl Engine {
             t.step_done(&step);
             t.run().await?;
         }
+        t.commit().await
+    }
+
+    /// Records a running job's progress on its action: the `summary` and `percentComplete` that
+    /// GetPipelineState and ListActionExecutions show while the action runs. CodePipeline has
+    /// no such call (a worker reports progress only with a result); this is Sluice's own worker
+    /// protocol. The caller proves it holds the job with the nonce its poll got; the job stays
+    /// in progress and its timeout is not extended.
+    pub async fn put_job_progress(&self, id: &str, nonce: &str, progress: &JobProgress) -> Result<()> {
+        let mut t = self.finishing(id).await?;
+        // Read again under the execution's lock: a result or the sweeper may have ended it.
+        let job = jobs::job_in(&mut t.tx, id).await?.ok_or_else(|| job_not_found(id))?;
+        if job.nonce.as_deref() != Some(nonce) {
+            return Err(Error::InvalidNonce(format!("The nonce {nonce} is not valid for job {id}")));
+        }
+        let (_, step_id) = job_links(&job)?;
+        let step = rows::step_in(&mut t.tx, step_id).await?.ok_or_else(|| job_not_found(id))?;
+        if job.status != JobStatus::InProgress || step.status != step_status::IN_PROGRESS {
+            return Err(Error::InvalidJobState(format!("Job {id} is no longer in progress")));
+        }
+        let mut step = step;
+        let mut data = step_data(&step.data);
+        if let Some(summary) = &progress.summary {
+            data["summary"] = json!(summary);
+        }
+        if let Some(percent) = progress.percent_complete {
+            data["percentComplete"] = json!(percent);
+        }
+        step.data = data.to_string();
+        t.save_step(&step).await?;
         t.commit().await
     }
 

@@ -114,6 +114,42 @@ pub async fn automation_jobs(
     labelled(response, &label)
 }
 
+/// `POST /admin/v1/pipeline-jobs/progress` `{"jobId","nonce","summary"?,"percentComplete"?}`:
+/// a running CodePipeline job's progress, as `sluice worker` reports it
+/// ([`sluice_engine::Engine::put_job_progress`]).
+pub async fn pipeline_job_progress(State(app): State<App>, request: Request) -> Response {
+    let engine = app.engine().clone();
+    let response = admin_call(&app, request, move |_principal, input| async move {
+        let (id, nonce) = (text(&input, "jobId")?, text(&input, "nonce")?);
+        let progress = job_progress(&input)?;
+        engine.put_job_progress(id, nonce, &progress).await?;
+        Ok(json!({}))
+    })
+    .await;
+    labelled(response, "admin.PutJobProgress")
+}
+
+/// A progress report's fields, within CodePipeline's bounds for execution details (a summary
+/// of at most 2048 characters, a percentage from 0 to 100).
+fn job_progress(input: &Value) -> Result<sluice_engine::pipeline_jobs::JobProgress, AwsError> {
+    let summary = match input.get("summary") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if (1..=2048).contains(&s.chars().count()) => Some(s.clone()),
+        Some(_) => return Err(AwsError::validation("summary must be a string of 1 to 2048 characters")),
+    };
+    let percent_complete =
+        match input.get("percentComplete") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(value.as_i64().filter(|p| (0..=100).contains(p)).ok_or_else(|| {
+                AwsError::validation("percentComplete must be a whole number from 0 to 100")
+            })?),
+        };
+    if summary.is_none() && percent_complete.is_none() {
+        return Err(AwsError::validation("Give summary, percentComplete or both"));
+    }
+    Ok(sluice_engine::pipeline_jobs::JobProgress { summary, percent_complete })
+}
+
 fn text<'a>(input: &'a Value, key: &str) -> Result<&'a str, AwsError> {
     input
         .get(key)

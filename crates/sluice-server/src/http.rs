@@ -30,6 +30,7 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/keys", post(crate::admin::create_key))
         .route("/admin/v1/action-types/third-party", post(crate::admin::register_third_party))
         .route("/admin/v1/automation-jobs/{verb}", post(crate::admin::automation_jobs))
+        .route("/admin/v1/pipeline-jobs/progress", post(crate::admin::pipeline_job_progress))
         .route("/admin/v1/cloudforet/tokens", post(crate::admin::cloudforet_token))
         .route("/admin/v1/cloudforet/plugins", post(crate::admin::cloudforet_plugin))
         .fallback(aws_json)
