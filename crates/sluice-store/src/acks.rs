@@ -11,6 +11,7 @@ use sluice_core::job::JobStatus;
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch::Pending;
 use crate::{sql, Error, Result};
 
 /// The most acknowledgements one statement carries.
@@ -57,17 +58,15 @@ impl Acks {
     }
 }
 
-async fn run(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<Waiting>) {
-    let mut carried: Vec<Waiting> = Vec::new();
+async fn run(pool: AnyPool, receiver: mpsc::UnboundedReceiver<Waiting>) {
+    let mut pending = Pending::new(receiver);
     loop {
-        if carried.is_empty() {
-            match receiver.recv().await {
-                Some(first) => carried.push(first),
-                None => return,
-            }
-        }
-        let (batch, later) = take_batch(std::mem::take(&mut carried), &mut receiver);
-        carried = later;
+        // One acknowledgement per job in a batch: a second one goes in a later batch, as if it
+        // had come after the first committed.
+        let mut jobs = HashSet::new();
+        let Some(batch) = pending.next(MOST, |waiting| jobs.insert(waiting.ack.id.clone())).await else {
+            return;
+        };
         let acks: Vec<&Ack> = batch.iter().map(|waiting| &waiting.ack).collect();
         let outcome = acknowledge_all(&pool, &acks).await;
         for waiting in batch {
@@ -79,29 +78,6 @@ async fn run(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<Waiting>) {
             let _ = waiting.reply.send(answer);
         }
     }
-}
-
-/// The next batch and what waits for a later one: the carried acknowledgements, then those
-/// that arrived, at most [`MOST`] and one per job (a second acknowledgement of a job goes in a
-/// later batch, as if it had come after the first committed).
-fn take_batch(
-    carried: Vec<Waiting>,
-    receiver: &mut mpsc::UnboundedReceiver<Waiting>,
-) -> (Vec<Waiting>, Vec<Waiting>) {
-    let (mut batch, mut later) = (Vec::new(), Vec::new());
-    let mut jobs = HashSet::new();
-    let mut place = |waiting: Waiting| {
-        if batch.len() < MOST && jobs.insert(waiting.ack.id.clone()) {
-            batch.push(waiting);
-        } else {
-            later.push(waiting);
-        }
-    };
-    carried.into_iter().for_each(&mut place);
-    while let Ok(waiting) = receiver.try_recv() {
-        place(waiting);
-    }
-    (batch, later)
 }
 
 /// Runs the acknowledgements as one statement that commits on its own; the ids of the jobs it

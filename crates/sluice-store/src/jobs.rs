@@ -72,7 +72,7 @@ pub enum AckOutcome {
 const COLUMNS: &str = "id, queue_key, tenant, status, nonce, lease_until, attempt, continuation_token, \
                        data, execution_id, step_id, error, created_at, updated_at";
 
-fn decode(row: &impl Columns) -> Result<JobRow> {
+pub(crate) fn decode(row: &impl Columns) -> Result<JobRow> {
     let status: String = row.try_get(3)?;
     Ok(JobRow {
         id: row.try_get(0)?,
@@ -93,7 +93,8 @@ fn decode(row: &impl Columns) -> Result<JobRow> {
 }
 
 /// Claimed jobs in queue order (RETURNING gives no order).
-fn sorted(mut jobs: Vec<JobRow>) -> Result<Vec<JobRow>> {
+pub(crate) fn sorted(jobs: Result<Vec<JobRow>>) -> Result<Vec<JobRow>> {
+    let mut jobs = jobs?;
     jobs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(jobs)
 }
@@ -263,6 +264,13 @@ fn waiters_sql(pipeline: &str, stage: &str, state: &str) -> String {
     )
 }
 
+/// Puts a dispatched job back in the queue as if its claim had not happened (no nonce, the
+/// attempt not counted): `$1` id, `$2` the claim's nonce, `$3` time. A job since acknowledged
+/// or claimed again is left alone.
+pub(crate) const RELEASE: &str = "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL,
+                                      attempt = attempt - 1, updated_at = $3
+                                  WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'";
+
 /// Fails every unfinished job of a step (its action was abandoned); returns their ids.
 pub async fn abandon_for_step(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<Vec<String>> {
     let rows = sql::query(
@@ -293,7 +301,7 @@ impl Store {
 
     /// The claim statement: up to `$3` queued jobs of queue `$1` and tenant `$2`, oldest first,
     /// become `Dispatched` with a fresh nonce, `attempt + 1` and a lease until `$4`.
-    fn claim_sql(&self) -> String {
+    pub(crate) fn claim_sql(&self) -> String {
         // SQLite has one writer, so the subquery's rows are still queued when the update runs;
         // re-checking the status there would make SQLite scan every queued job by its status
         // index instead of looking the claimed ids up by key (measured: 180-300 us a claim).
@@ -333,7 +341,8 @@ impl Store {
     }
 
     /// Claims up to `max` queued jobs of a queue, oldest first: each becomes `Dispatched` with a
-    /// fresh nonce, `attempt + 1` and a lease until `lease_until`.
+    /// fresh nonce, `attempt + 1` and a lease until `lease_until`. On PostgreSQL concurrent
+    /// claims of a queue share one statement and its commit ([`crate::claims`]).
     pub async fn claim_jobs(
         &self,
         queue_key: &str,
@@ -342,8 +351,12 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<JobRow>> {
+        if let Some(claims) = &self.claims {
+            let (queue_key, tenant) = (queue_key.to_string(), tenant.to_string());
+            return claims.claim(crate::claims::Claim { queue_key, tenant, max, lease_until, now }).await;
+        }
         let rows = self.write_returning(self.claim_query(queue_key, tenant, max, lease_until, now)).await?;
-        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
+        sorted(rows.iter().map(decode).collect())
     }
 
     /// [`Store::claim_jobs`] inside `tx`, so that what the caller writes for the claimed jobs
@@ -358,7 +371,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<JobRow>> {
         let rows = self.claim_query(queue_key, tenant, max, lease_until, now).fetch_all(tx).await?;
-        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
+        sorted(rows.iter().map(decode).collect())
     }
 
     /// Claims the given jobs inside `tx` where they are still queued, as [`Store::claim_jobs`]
@@ -391,7 +404,7 @@ impl Store {
             query = query.bind(id.as_str());
         }
         let rows = query.fetch_all(tx).await?;
-        sorted(rows.iter().map(decode).collect::<Result<Vec<_>>>()?)
+        sorted(rows.iter().map(decode).collect())
     }
 
     /// Acknowledges a dispatched job with its nonce; it stays leased until `lease_until`.
@@ -536,16 +549,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut released = 0;
         for (id, nonce) in claims {
-            released += sql::query(
-                "UPDATE jobs SET status = 'Queued', nonce = NULL, lease_until = NULL,
-                     attempt = attempt - 1, updated_at = $3
-                 WHERE id = $1 AND nonce = $2 AND status = 'Dispatched'",
-            )
-            .bind(*id)
-            .bind(*nonce)
-            .bind(now)
-            .execute(&mut tx)
-            .await?;
+            released += sql::query(RELEASE).bind(*id).bind(*nonce).bind(now).execute(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(released)

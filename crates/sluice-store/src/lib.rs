@@ -12,6 +12,8 @@
 mod acks;
 pub mod action_types;
 pub mod automation;
+mod batch;
+mod claims;
 pub mod cloudforet;
 pub mod documents;
 pub mod events;
@@ -56,7 +58,7 @@ pub enum Error {
     #[error("the guarded transaction's guard no longer holds")]
     GuardFailed,
     /// A database error met by a statement that carried several requests' writes
-    /// ([`acks`]); each request gets its text.
+    /// ([`acks`], [`claims`]); each request gets its text.
     #[error("database error: {0}")]
     Shared(String),
 }
@@ -104,6 +106,8 @@ pub struct Store {
     writer: Option<std::sync::Arc<sqlite_writer::Writer>>,
     /// PostgreSQL's task that merges concurrent acknowledgements into one statement ([`acks`]).
     acks: Option<std::sync::Arc<acks::Acks>>,
+    /// PostgreSQL's task that merges concurrent claims of a queue into one statement ([`claims`]).
+    claims: Option<std::sync::Arc<claims::Claims>>,
     /// The database url (PostgreSQL's job notifications need a connection of their own).
     url: std::sync::Arc<str>,
 }
@@ -243,7 +247,11 @@ impl Store {
         };
         let acks =
             (backend == Backend::Postgres).then(|| std::sync::Arc::new(acks::Acks::start(pool.clone())));
-        let store = Store { pool, backend, reader, writer, acks, url: url.into() };
+        let mut store = Store { pool, backend, reader, writer, acks, claims: None, url: url.into() };
+        if backend == Backend::Postgres {
+            let claims = claims::Claims::start(store.pool.clone(), store.claim_sql());
+            store.claims = Some(std::sync::Arc::new(claims));
+        }
         store.migrate().await?;
         Ok(store)
     }

@@ -46,6 +46,7 @@ on_both_backends!(
     finishing_a_job_returns_its_stage,
     held_writes_of_one_row_apply_in_order,
     concurrent_acknowledgements_each_get_their_own_answer,
+    concurrent_claims_share_out_their_queues,
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,

@@ -786,6 +786,42 @@ pub async fn concurrent_acknowledgements_each_get_their_own_answer(db: &TestDb) 
     }
 }
 
+/// Concurrent claims of two queues (on PostgreSQL merged into one statement per queue): every
+/// queued job goes to exactly one claim, of its own queue, oldest first within each claim, and
+/// no claim gets more than it asked for.
+pub async fn concurrent_claims_share_out_their_queues(db: &TestDb) {
+    use sluice_core::job::JobStatus;
+    let names: Vec<(String, &str)> = (0..30)
+        .map(|i| (format!("share-a-{i:02}"), "qa"))
+        .chain((0..5).map(|i| (format!("share-b-{i:02}"), "qb")))
+        .collect();
+    let jobs: Vec<_> = names.iter().enumerate().map(|(i, (id, q))| new_job(id, q, "t", i as i64)).collect();
+    enqueue(db, &jobs).await;
+    let mut claims = Vec::new();
+    for i in 0..26 {
+        let (store, queue) = (db.store.clone(), if i % 8 == 7 { "qb" } else { "qa" });
+        claims.push(tokio::spawn(async move {
+            (queue, store.claim_jobs(queue, "t", 2, 5_000, 40).await.unwrap())
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for claim in claims {
+        let (queue, got) = claim.await.unwrap();
+        assert!(got.len() <= 2, "a claim of 2 got {}", got.len());
+        assert!(got.windows(2).all(|w| w[0].created_at < w[1].created_at), "oldest first");
+        for job in got {
+            assert_eq!(job.queue_key, queue);
+            assert_eq!((job.status, job.lease_until, job.attempt), (JobStatus::Dispatched, Some(5_000), 1));
+            assert!(job.nonce.is_some());
+            assert!(seen.insert(job.id), "a job was handed to two claims");
+        }
+    }
+    assert_eq!(seen.len(), 35, "every queued job was claimed once");
+    for queue in ["qa", "qb"] {
+        assert!(db.store.claim_jobs(queue, "t", 10, 5_000, 41).await.unwrap().is_empty());
+    }
+}
+
 /// A job inserted already claimed (handed straight to a waiting poll) is stored as a claim leaves
 /// a job: no other claim takes it, and its nonce acknowledges it.
 pub async fn job_inserted_claimed_is_stored_as_a_claim_leaves_it(db: &TestDb) {

@@ -1,0 +1,122 @@
+//! Claims on PostgreSQL, merged across concurrent polls. A claim is one statement that commits
+//! on its own, and on PostgreSQL the commit costs more than the statement; under load many
+//! polls of one queue claim at once (B1: sixteen workers, each polling for one job). So one
+//! task takes the claims that wait for it and runs one claim statement per queue for all of
+//! them, taking as many jobs as they asked for together, then hands each poll its share, oldest
+//! jobs to the oldest poll. Nothing is handed out before the claim has committed. Jobs claimed
+//! for a poll that stopped waiting go back to the queue as if never claimed. SQLite has its own
+//! group commit (`sqlite_writer`) and does not use this.
+
+use std::collections::BTreeMap;
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::Pending;
+use crate::jobs::JobRow;
+use crate::{sql, Error, Result};
+
+/// The most claims one batch carries.
+const MOST: usize = 64;
+
+/// One poll's claim: up to `max` queued jobs of a queue and tenant, leased until `lease_until`.
+#[derive(Debug, Clone)]
+pub(crate) struct Claim {
+    pub queue_key: String,
+    pub tenant: String,
+    pub max: i64,
+    pub lease_until: i64,
+    pub now: i64,
+}
+
+/// A claim and where its jobs go (or the error text).
+struct Waiting {
+    claim: Claim,
+    reply: oneshot::Sender<std::result::Result<Vec<JobRow>, String>>,
+}
+
+/// The sending side of the claiming task; the task ends when every sender is gone.
+#[derive(Debug)]
+pub(crate) struct Claims {
+    sender: mpsc::UnboundedSender<Waiting>,
+}
+
+impl Claims {
+    /// Starts the task that runs claims on `pool` with the store's claim statement (`$1` queue,
+    /// `$2` tenant, `$3` how many, `$4` lease, `$5` now).
+    pub(crate) fn start(pool: AnyPool, claim_sql: String) -> Claims {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, claim_sql.into(), receiver));
+        Claims { sender }
+    }
+
+    /// Claims up to `claim.max` jobs, committed when this returns, oldest first.
+    pub(crate) async fn claim(&self, claim: Claim) -> Result<Vec<JobRow>> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::Corrupt("the claiming task stopped".into());
+        self.sender.send(Waiting { claim, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(Error::Shared)
+    }
+}
+
+async fn run(pool: AnyPool, claim_sql: std::sync::Arc<str>, receiver: mpsc::UnboundedReceiver<Waiting>) {
+    let mut pending = Pending::new(receiver);
+    while let Some(batch) = pending.next(MOST, |_| true).await {
+        let mut queues = BTreeMap::<(String, String), Vec<Waiting>>::new();
+        // A poll that stopped waiting is not claimed for.
+        for waiting in batch.into_iter().filter(|waiting| !waiting.reply.is_closed()) {
+            let key = (waiting.claim.queue_key.clone(), waiting.claim.tenant.clone());
+            queues.entry(key).or_default().push(waiting);
+        }
+        let mut claiming = tokio::task::JoinSet::new();
+        for polls in queues.into_values() {
+            let (pool, claim) = (pool.clone(), claim_sql.clone());
+            claiming.spawn(async move { claim_for(&pool, &claim, polls).await });
+        }
+        while claiming.join_next().await.is_some() {}
+    }
+}
+
+/// Runs one claim for the polls of one queue and hands each its share; jobs of a poll that
+/// has gone meanwhile go back to the queue.
+async fn claim_for(pool: &AnyPool, claim_sql: &str, polls: Vec<Waiting>) {
+    let total: i64 = polls.iter().map(|waiting| waiting.claim.max.max(0)).sum();
+    let first = &polls[0].claim;
+    let lease_until =
+        polls.iter().map(|waiting| waiting.claim.lease_until).max().unwrap_or(first.lease_until);
+    let now = polls.iter().map(|waiting| waiting.claim.now).max().unwrap_or(first.now);
+    let query = sql::query(claim_sql).bind(first.queue_key.as_str()).bind(first.tenant.as_str());
+    let claimed = query.bind(total).bind(lease_until).bind(now).fetch_all(pool).await;
+    let jobs = claimed.and_then(|rows| crate::jobs::sorted(rows.iter().map(crate::jobs::decode).collect()));
+    let mut jobs = match jobs {
+        Ok(jobs) => jobs.into_iter(),
+        Err(err) => {
+            let text = err.to_string();
+            for waiting in polls {
+                let _ = waiting.reply.send(Err(text.clone()));
+            }
+            return;
+        }
+    };
+    let mut unsent = Vec::new();
+    for waiting in polls {
+        let share: Vec<JobRow> =
+            jobs.by_ref().take(usize::try_from(waiting.claim.max).unwrap_or(0)).collect();
+        if let Err(Ok(share)) = waiting.reply.send(Ok(share)) {
+            unsent.extend(share);
+        }
+    }
+    if let Err(err) = release(pool, &unsent, now).await {
+        tracing::warn!(error = %err, "putting back jobs claimed for polls that left failed");
+    }
+}
+
+/// Puts jobs claimed for polls that left back in the queue, as if never claimed (what
+/// `Store::release_jobs` does); a job not released here returns when its lease ends.
+async fn release(pool: &AnyPool, jobs: &[JobRow], now: i64) -> Result<()> {
+    for job in jobs {
+        let Some(nonce) = job.nonce.as_deref() else { continue };
+        sql::query(crate::jobs::RELEASE).bind(job.id.as_str()).bind(nonce).bind(now).execute(pool).await?;
+    }
+    Ok(())
+}
