@@ -341,7 +341,7 @@ impl Store {
     }
 
     /// Claims up to `max` queued jobs of a queue, oldest first: each becomes `Dispatched` with a
-    /// fresh nonce, `attempt + 1` and a lease until `lease_until`. On PostgreSQL concurrent
+    /// fresh nonce, `attempt + 1` and a lease until `lease_until`. On PostgreSQL concurrent small
     /// claims of a queue share one statement and its commit ([`crate::claims`]).
     pub async fn claim_jobs(
         &self,
@@ -351,7 +351,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Vec<JobRow>> {
-        if let Some(claims) = &self.claims {
+        if let Some(claims) = self.claims.as_ref().filter(|_| max <= crate::claims::LARGEST_SHARED) {
             let (queue_key, tenant) = (queue_key.to_string(), tenant.to_string());
             return claims.claim(crate::claims::Claim { queue_key, tenant, max, lease_until, now }).await;
         }
