@@ -35,7 +35,7 @@ for _ in $(seq 1 "$pairs"); do
     esac
     echo "$bin $shape $(grep -o '"\(jobs_per_s\|ms_per_step\|p50_ms\)":[0-9.]*' <<<"$out")"
     kill "$server"; wait "$server" 2>/dev/null || true
-    [[ -n $db ]] && psql "$pg_admin" -qc "DROP DATABASE $db" >/dev/null
+    [[ -n $db ]] && psql "$pg_admin" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
     rm -rf "$work"
   done
 done

@@ -24,7 +24,7 @@ server=
 db=
 stop_server() {
   if [[ -n $server ]]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=; fi
-  if [[ -n $db ]]; then psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db" >/dev/null; db=; fi
+  if [[ -n $db ]]; then psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; db=; fi
 }
 trap 'stop_server; [[ -n ${KEEP_LOG:-} ]] && cp "$work/server.log" /tmp/bench-server.log; rm -rf "$work"' EXIT
 
