@@ -588,11 +588,10 @@ impl Engine {
             return Err(Error::InvalidNonce(format!("The nonce {nonce} is not valid for job {id}")));
         }
         let (_, step_id) = job_links(&job)?;
-        let step = rows::step_in(&mut t.tx, step_id).await?.ok_or_else(|| job_not_found(id))?;
+        let mut step = rows::step_in(&mut t.tx, step_id).await?.ok_or_else(|| job_not_found(id))?;
         if job.status != JobStatus::InProgress || step.status != step_status::IN_PROGRESS {
             return Err(Error::InvalidJobState(format!("Job {id} is no longer in progress")));
         }
-        let mut step = step;
         let mut data = step_data(&step.data);
         if let Some(summary) = &progress.summary {
             data["summary"] = json!(summary);

@@ -88,9 +88,9 @@ async fn run(pool: AnyPool, claim_sql: std::sync::Arc<str>, receiver: mpsc::Unbo
 async fn claim_for(pool: &AnyPool, claim_sql: &str, polls: Vec<Waiting>) {
     let total: i64 = polls.iter().map(|waiting| waiting.claim.max.max(0)).sum();
     let first = &polls[0].claim;
-    let lease_until =
-        polls.iter().map(|waiting| waiting.claim.lease_until).max().unwrap_or(first.lease_until);
-    let now = polls.iter().map(|waiting| waiting.claim.now).max().unwrap_or(first.now);
+    // The polls of a batch are never empty, so both have a maximum.
+    let lease_until = polls.iter().map(|waiting| waiting.claim.lease_until).fold(first.lease_until, i64::max);
+    let now = polls.iter().map(|waiting| waiting.claim.now).fold(first.now, i64::max);
     let query = sql::query(claim_sql).bind(first.queue_key.as_str()).bind(first.tenant.as_str());
     let claimed = query.bind(total).bind(lease_until).bind(now).fetch_all(pool).await;
     let jobs = claimed.and_then(|rows| crate::jobs::sorted(rows.iter().map(crate::jobs::decode).collect()));
@@ -104,6 +104,15 @@ async fn claim_for(pool: &AnyPool, claim_sql: &str, polls: Vec<Waiting>) {
             return;
         }
     };
+    let unsent = hand_out(polls, &mut jobs);
+    if let Err(err) = release(pool, &unsent, now).await {
+        tracing::warn!(error = %err, "putting back jobs claimed for polls that left failed");
+    }
+}
+
+/// Hands each poll its share of `jobs`, in the polls' order; returns the jobs of polls that
+/// have gone.
+fn hand_out(polls: Vec<Waiting>, jobs: &mut impl Iterator<Item = JobRow>) -> Vec<JobRow> {
     let mut unsent = Vec::new();
     for waiting in polls {
         let share: Vec<JobRow> =
@@ -112,17 +121,70 @@ async fn claim_for(pool: &AnyPool, claim_sql: &str, polls: Vec<Waiting>) {
             unsent.extend(share);
         }
     }
-    if let Err(err) = release(pool, &unsent, now).await {
-        tracing::warn!(error = %err, "putting back jobs claimed for polls that left failed");
-    }
+    unsent
 }
 
-/// Puts jobs claimed for polls that left back in the queue, as if never claimed (what
-/// `Store::release_jobs` does); a job not released here returns when its lease ends.
+/// Puts jobs claimed for polls that left back in the queue, as if never claimed, in one
+/// transaction (what `Store::release_jobs` does); a job not released here returns when its
+/// lease ends.
 async fn release(pool: &AnyPool, jobs: &[JobRow], now: i64) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut tx = crate::Tx::on_pool(pool).await?;
     for job in jobs {
         let Some(nonce) = job.nonce.as_deref() else { continue };
-        sql::query(crate::jobs::RELEASE).bind(job.id.as_str()).bind(nonce).bind(now).execute(pool).await?;
+        sql::query(crate::jobs::RELEASE).bind(job.id.as_str()).bind(nonce).bind(now).execute(&mut tx).await?;
     }
+    tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::job::JobStatus;
+
+    fn job(id: &str) -> JobRow {
+        JobRow {
+            id: id.into(),
+            queue_key: "q".into(),
+            tenant: "t".into(),
+            status: JobStatus::Dispatched,
+            nonce: Some(format!("nonce-{id}")),
+            lease_until: Some(10),
+            attempt: 1,
+            continuation_token: None,
+            data: "{}".into(),
+            execution_id: None,
+            step_id: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn poll(max: i64) -> (Waiting, oneshot::Receiver<std::result::Result<Vec<JobRow>, String>>) {
+        let (reply, answer) = oneshot::channel();
+        let claim = Claim { queue_key: "q".into(), tenant: "t".into(), max, lease_until: 10, now: 0 };
+        (Waiting { claim, reply }, answer)
+    }
+
+    fn ids(jobs: &[JobRow]) -> Vec<&str> {
+        jobs.iter().map(|job| job.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_poll_that_left_gives_its_share_back_and_the_others_keep_theirs() {
+        let (first, mut first_answer) = poll(2);
+        let (gone, gone_answer) = poll(2);
+        let (last, mut last_answer) = poll(2);
+        drop(gone_answer);
+        let mut jobs = ["a", "b", "c", "d", "e"].map(job).into_iter();
+        let unsent = hand_out(vec![first, gone, last], &mut jobs);
+        assert_eq!(ids(&unsent), ["c", "d"]);
+        assert_eq!(ids(&first_answer.try_recv().unwrap().unwrap()), ["a", "b"]);
+        assert_eq!(ids(&last_answer.try_recv().unwrap().unwrap()), ["e"]);
+        assert!(jobs.next().is_none());
+    }
 }

@@ -136,6 +136,11 @@ enum TxInner<'a> {
 }
 
 impl Tx<'_> {
+    /// A transaction on a pooled connection (PostgreSQL, or a caller outside the writer).
+    async fn on_pool(pool: &AnyPool) -> Result<Tx<'static>> {
+        Ok(Tx { inner: TxInner::Sqlx(pool.begin().await?), held: Vec::new(), held_keys: Default::default() })
+    }
+
     /// Commits. On SQLite this returns once the group holding this transaction has committed.
     /// A guarded transaction whose guard no longer holds commits nothing:
     /// [`Error::GuardFailed`].
@@ -284,11 +289,13 @@ impl Store {
     /// Starts a transaction; everything written through it commits together. On SQLite it
     /// first waits for the writer connection's turn.
     pub async fn begin(&self) -> Result<Tx<'static>> {
-        let inner = match &self.writer {
-            Some(writer) => TxInner::Lite(writer.begin().await?),
-            None => TxInner::Sqlx(self.pool.begin().await?),
-        };
-        Ok(Tx { inner, held: Vec::new(), held_keys: Default::default() })
+        match &self.writer {
+            Some(writer) => {
+                let inner = TxInner::Lite(writer.begin().await?);
+                Ok(Tx { inner, held: Vec::new(), held_keys: Default::default() })
+            }
+            None => Tx::on_pool(&self.pool).await,
+        }
     }
 
     /// Starts a transaction that holds only while `guard` (a query) finds a row; the guard
