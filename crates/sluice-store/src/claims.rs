@@ -5,7 +5,7 @@
 //! one claim statement per queue for all of them, taking as many jobs as they asked for
 //! together, then hands each poll its share, oldest jobs to the oldest poll. Nothing is handed
 //! out before the claim has committed. Jobs claimed for a poll that stopped waiting go back to
-//! the queue as if never claimed. SQLite has its own group commit (`sqlite_writer`) and does
+//! the queue as if never claimed, and their queue is announced, as for new jobs. SQLite has its own group commit (`sqlite_writer`) and does
 //! not use this.
 
 use std::collections::BTreeMap;
@@ -125,16 +125,22 @@ fn hand_out(polls: Vec<Waiting>, jobs: &mut impl Iterator<Item = JobRow>) -> Vec
 }
 
 /// Puts jobs claimed for polls that left back in the queue, as if never claimed, in one
-/// transaction (what `Store::release_jobs` does); a job not released here returns when its
-/// lease ends.
+/// transaction (what `Store::release_jobs` does), and announces their queues so that polls
+/// waiting on them, in this process or another, wake; a job not released here returns when
+/// its lease ends.
 async fn release(pool: &AnyPool, jobs: &[JobRow], now: i64) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
     let mut tx = crate::Tx::on_pool(pool).await?;
+    let mut queues = std::collections::BTreeSet::new();
     for job in jobs {
         let Some(nonce) = job.nonce.as_deref() else { continue };
         sql::query(crate::jobs::RELEASE).bind(job.id.as_str()).bind(nonce).bind(now).execute(&mut tx).await?;
+        queues.insert(job.queue_key.as_str());
+    }
+    for queue in queues {
+        crate::jobs::announce_in(&mut tx, crate::Backend::Postgres, queue).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -186,5 +192,49 @@ mod tests {
         assert_eq!(ids(&first_answer.try_recv().unwrap().unwrap()), ["a", "b"]);
         assert_eq!(ids(&last_answer.try_recv().unwrap().unwrap()), ["e"]);
         assert!(jobs.next().is_none());
+    }
+
+    /// Jobs put back for polls that left are queued as before their claim, and their queue is
+    /// announced (real PostgreSQL; the claims task exists only there).
+    #[tokio::test]
+    async fn released_jobs_are_queued_again_and_their_queue_announced() {
+        use crate::testing::{
+            create_postgres_database, drop_postgres_database, postgres_admin_url, with_database,
+        };
+        let name = create_postgres_database("sluice_claims").await;
+        let store = crate::Store::open(&with_database(&postgres_admin_url(), &name)).await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        for (id, at) in [("r1", 1), ("r2", 2)] {
+            let job = crate::jobs::NewJob {
+                id,
+                queue_key: "q-release",
+                tenant: "t",
+                data: "{}",
+                execution_id: None,
+                step_id: None,
+                continuation_token: None,
+                timeout_millis: None,
+                at,
+            };
+            crate::jobs::insert(&mut tx, &job).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let claimed = store.claim_jobs("q-release", "t", 2, 9_000, 5).await.unwrap();
+        assert_eq!(ids(&claimed), ["r1", "r2"]);
+        let mut listener = store.announcements().await.unwrap().expect("PostgreSQL announces");
+
+        release(store.pool(), &claimed, 6).await.unwrap();
+
+        let note = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await;
+        let note = note.expect("an announcement within 5 s").unwrap();
+        assert_eq!((note.channel(), note.payload()), (crate::jobs::ANNOUNCE_CHANNEL, "q-release"));
+        for id in ["r1", "r2"] {
+            let job = store.job(id).await.unwrap().unwrap();
+            assert_eq!((job.status, job.nonce, job.attempt), (JobStatus::Queued, None, 0), "{id}");
+        }
+        let again = store.claim_jobs("q-release", "t", 2, 9_000, 7).await.unwrap();
+        assert_eq!(ids(&again), ["r1", "r2"], "released jobs can be claimed again");
+        store.close().await;
+        drop_postgres_database(&name).await;
     }
 }
