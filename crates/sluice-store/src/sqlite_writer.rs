@@ -111,7 +111,7 @@ impl Writer {
             begin_immediate(&mut state.conn).await?;
             state.open = true;
         }
-        if let Err(err) = state.conn.execute_batch("SAVEPOINT op") {
+        if let Err(err) = run(&state.conn, "SAVEPOINT op") {
             self.finish_turn(&mut state);
             return Err(err.into());
         }
@@ -127,9 +127,9 @@ impl Writer {
     /// Commits the open group and tells its members.
     fn commit_group(&self, state: &mut State) -> Result<()> {
         let group = state.group;
-        let result = state.conn.execute_batch("COMMIT");
+        let result = run(&state.conn, "COMMIT");
         if result.is_err() {
-            let _ = state.conn.execute_batch("ROLLBACK");
+            let _ = run(&state.conn, "ROLLBACK");
         }
         state.open = false;
         state.members = 0;
@@ -153,7 +153,7 @@ impl Writer {
             return;
         }
         if state.members == 0 {
-            let _ = state.conn.execute_batch("ROLLBACK");
+            let _ = run(&state.conn, "ROLLBACK");
             state.open = false;
         } else if self.should_commit(state) {
             let _ = self.commit_group(state);
@@ -199,12 +199,19 @@ impl Writer {
     }
 }
 
+/// Runs a statement that returns no rows through the connection's statement cache. The
+/// savepoint and group statements run for every transaction, and `execute_batch` would parse
+/// them again each time.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Takes SQLite's write lock, waiting (asynchronously) up to [`BUSY_WAIT`] while another
 /// connection, such as a second process on the same file, holds it.
 async fn begin_immediate(conn: &mut Connection) -> Result<()> {
     let deadline = tokio::time::Instant::now() + BUSY_WAIT;
     loop {
-        match conn.execute_batch("BEGIN IMMEDIATE") {
+        match run(conn, "BEGIN IMMEDIATE") {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::DatabaseBusy && tokio::time::Instant::now() < deadline =>
             {
@@ -237,7 +244,7 @@ impl LiteTx {
             tokio::task::yield_now().await;
         }
         let mut state = self.state.take().expect("a live transaction holds the writer");
-        if let Err(err) = state.conn.execute_batch("RELEASE op") {
+        if let Err(err) = run(&state.conn, "RELEASE op") {
             let _ = state.conn.execute_batch("ROLLBACK TO op; RELEASE op");
             self.writer.finish_turn(&mut state);
             return Err(err.into());
