@@ -5,8 +5,8 @@
 //! one claim statement per queue for all of them, taking as many jobs as they asked for
 //! together, then hands each poll its share, oldest jobs to the oldest poll. Nothing is handed
 //! out before the claim has committed. Jobs claimed for a poll that stopped waiting go back to
-//! the queue as if never claimed, and their queue is announced, as for new jobs. SQLite has its own group commit (`sqlite_writer`) and does
-//! not use this.
+//! the queue as if never claimed, and their queue is announced, as for new jobs. SQLite has its
+//! own group commit (`sqlite_writer`) and does not use this.
 
 use std::collections::BTreeMap;
 
