@@ -47,6 +47,7 @@ on_both_backends!(
     held_writes_of_one_row_apply_in_order,
     concurrent_acknowledgements_each_get_their_own_answer,
     concurrent_claims_share_out_their_queues,
+    an_execution_lock_waits_for_its_holder,
     tags_overwrite_limit_and_page,
     changes_append_events,
     reopening_applies_no_migration_twice,

@@ -446,6 +446,36 @@ pub async fn a_shared_hold_locks_and_reads_an_execution(db: &TestDb) {
     assert_eq!(waiting.await.unwrap(), Some((hold, Some(execution))), "the holder's write");
 }
 
+/// Locking an execution finds only existing ones, and a second lock waits for the holder and
+/// then reads its write (a row lock on PostgreSQL, the writer's turn on SQLite).
+pub async fn an_execution_lock_waits_for_its_holder(db: &TestDb) {
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(!executions::lock_execution(&mut tx, "none").await.unwrap(), "no such execution");
+    assert_eq!(executions::lock_and_read_execution(&mut tx, "none").await.unwrap(), None);
+    let mut execution = automation_row("held-1", "p", "InProgress", 5, None);
+    executions::insert_execution(&mut tx, &execution).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut holder = db.store.begin().await.unwrap();
+    assert!(executions::lock_execution(&mut holder, "held-1").await.unwrap());
+    let waiting = tokio::spawn({
+        let store = db.store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let read = executions::lock_and_read_execution(&mut tx, "held-1").await.unwrap();
+            tx.commit().await.unwrap();
+            read
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!waiting.is_finished(), "the second lock waits for the holder");
+    execution.status = "Success".into();
+    execution.updated_at = 9;
+    executions::update_execution(&mut holder, &execution).await.unwrap();
+    holder.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Some(execution), "the holder's write");
+}
+
 /// Finishing an in-progress job returns its step with the other steps of its stage, the
 /// pipeline's disabled transitions and whether executions wait to enter the stage; a job no
 /// longer in progress changes nothing.
