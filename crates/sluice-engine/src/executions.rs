@@ -99,8 +99,9 @@ pub(crate) enum Work {
     Admit { stage: usize },
 }
 
-/// Jobs claimed in a transition for a waiting long poll of a queue.
-type Handed = (String, crate::handoff::Waiter, Vec<crate::pipeline_jobs::JobView>);
+/// Jobs claimed in a transition for a waiting long poll of a queue (their views are built after
+/// the commit).
+type Handed = (String, crate::handoff::Waiter, Vec<jobs::JobRow>);
 
 /// One transition: a locked pipeline, a transaction and its queue of work.
 pub(crate) struct Transition<'e> {
@@ -607,13 +608,8 @@ impl Transition<'_> {
         for queue in &unclaimed {
             self.engine.notify_queue(queue);
         }
-        for (queue, waiter, views) in handed {
-            if let Err(views) = waiter.deliver(views) {
-                // The change is committed; a job not put back now returns when its lease ends.
-                if let Err(err) = self.engine.release_jobs(&queue, &views).await {
-                    tracing::warn!(error = %err, queue, "putting back jobs of a poll that left failed");
-                }
-            }
+        for (queue, waiter, claimed) in handed {
+            self.engine.deliver(&queue, waiter, claimed).await;
         }
         Ok(())
     }
@@ -635,14 +631,16 @@ impl Transition<'_> {
                 let Some(waiter) = self.engine.waiters.take(&tenant, &queue) else { break };
                 let take = usize::try_from(waiter.max).unwrap_or(1).clamp(1, ids.len());
                 let batch: Vec<String> = ids.drain(..take).collect();
-                let views = self.engine.claim_views_by_id_in(&mut self.tx, &batch).await?;
+                let lease = self.now + crate::pipeline_jobs::DISPATCH_LEASE_MILLIS;
+                let claimed =
+                    self.engine.store().claim_jobs_by_id_in(&mut self.tx, &batch, lease, self.now).await?;
                 // A job not claimable here is left for polls to find (its queue is woken).
-                ids.extend(batch.into_iter().filter(|id| !views.iter().any(|v| &v.id == id)));
-                if views.is_empty() {
+                ids.extend(batch.into_iter().filter(|id| !claimed.iter().any(|j| &j.id == id)));
+                if claimed.is_empty() {
                     self.engine.waiters.put_back(&tenant, &queue, waiter);
                     break;
                 }
-                handed.push((queue.clone(), waiter, views));
+                handed.push((queue.clone(), waiter, claimed));
             }
             if !ids.is_empty() {
                 unclaimed.push(queue);
@@ -1062,13 +1060,7 @@ impl Transition<'_> {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let lease = self.now + crate::pipeline_jobs::DISPATCH_LEASE_MILLIS;
         let row = jobs::insert_dispatched(&mut self.tx, &job, &nonce, lease).await?;
-        // The view of a job with secret properties is read from the execution's row, which a
-        // start has not written yet; other views are recorded on the job and need no write now.
-        if secrets {
-            self.flush().await?;
-        }
-        let views = self.engine.views_in(&mut self.tx, vec![row]).await?;
-        self.handing[poll].2.extend(views);
+        self.handing[poll].2.push(row);
         Ok(())
     }
 
@@ -1076,7 +1068,7 @@ impl Transition<'_> {
     /// already took that still has room, else the oldest poll of this process waiting for the
     /// queue (None: nobody waits).
     fn waiting_poll(&mut self, queue: &str) -> Option<usize> {
-        let room = |(q, waiter, views): &Handed| q == queue && (views.len() as i64) < waiter.max.max(1);
+        let room = |(q, waiter, jobs): &Handed| q == queue && (jobs.len() as i64) < waiter.max.max(1);
         if let Some(found) = self.handing.iter().position(room) {
             return Some(found);
         }

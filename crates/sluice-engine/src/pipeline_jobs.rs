@@ -186,8 +186,8 @@ fn step_data(text: &str) -> Value {
 
 impl Engine {
     /// Claims up to `max` queued jobs of an action type (and queryable value), waiting up to
-    /// `wait` for one to arrive. The claim and the jobs' credentials commit together. While it
-    /// waits, a transition of this process that queues a job on the queue claims it for this
+    /// `wait` for one to arrive. The jobs' views and credentials are built once the claim has
+    /// committed (they write nothing). While it waits, a transition of this process that queues a job on the queue claims it for this
     /// poll in its own transaction ([`crate::handoff`]).
     pub async fn poll_jobs(
         &self,
@@ -247,29 +247,20 @@ impl Engine {
         }
     }
 
-    /// One claim of up to `max` jobs of a queue, with their views and credentials. On SQLite in
-    /// one transaction: one commit per poll that finds work, none for one that does not. On
-    /// PostgreSQL the claim is one statement that commits on its own (BEGIN and COMMIT would be
-    /// two more round trips per poll), and the views are read after it; jobs whose views cannot
-    /// be built go back to the queue.
+    /// One claim of up to `max` jobs of a queue, with their views and credentials. The claim
+    /// commits first (on PostgreSQL it is one statement that commits on its own; on SQLite it
+    /// joins the writer's group commit), and the views are built after it, outside SQLite's
+    /// writer: they write nothing, and jobs whose views then cannot be built go back to the queue.
     async fn claim_views(&self, key: &str, max: i64) -> Result<Vec<JobView>> {
-        if self.store().backend() == sluice_store::Backend::Postgres {
-            let now = self.now_millis();
-            let tenant = &self.account().account_id;
-            let claimed = self.store().claim_jobs(key, tenant, max, now + DISPATCH_LEASE_MILLIS, now).await?;
-            return self.views_or_release(key, claimed).await;
-        }
-        let mut tx = self.store().begin().await?;
-        let views = self.claim_views_in(&mut tx, key, max).await?;
-        if !views.is_empty() {
-            tx.commit().await?;
-        }
-        Ok(views)
+        let now = self.now_millis();
+        let tenant = &self.account().account_id;
+        let claimed = self.store().claim_jobs(key, tenant, max, now + DISPATCH_LEASE_MILLIS, now).await?;
+        self.views_or_release(key, claimed).await
     }
 
     /// The views of jobs claimed by a statement that has committed; if they cannot be built,
     /// the jobs go back to the queue as they were before the claim.
-    async fn views_or_release(&self, key: &str, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
+    pub(crate) async fn views_or_release(&self, key: &str, claimed: Vec<JobRow>) -> Result<Vec<JobView>> {
         let claims: Vec<(String, String)> =
             claimed.iter().map(|job| (job.id.clone(), job.nonce.clone().unwrap_or_default())).collect();
         let mut views = Vec::with_capacity(claimed.len());
@@ -300,50 +291,23 @@ impl Engine {
         self.job_view(job, input)
     }
 
-    /// Claims up to `max` jobs of a queue inside `tx`, with their views and credentials.
-    async fn claim_views_in(
-        &self,
-        tx: &mut sluice_store::Tx<'_>,
-        key: &str,
-        max: i64,
-    ) -> Result<Vec<JobView>> {
-        let now = self.now_millis();
-        let claimed = self
-            .store()
-            .claim_jobs_in(tx, key, &self.account().account_id, max, now + DISPATCH_LEASE_MILLIS, now)
-            .await?;
-        self.views_in(tx, claimed).await
-    }
-
-    /// Claims the given queued jobs inside `tx`, with their views and credentials.
-    pub(crate) async fn claim_views_by_id_in(
-        &self,
-        tx: &mut sluice_store::Tx<'_>,
-        ids: &[String],
-    ) -> Result<Vec<JobView>> {
-        let now = self.now_millis();
-        let claimed = self.store().claim_jobs_by_id_in(tx, ids, now + DISPATCH_LEASE_MILLIS, now).await?;
-        self.views_in(tx, claimed).await
-    }
-
-    /// The views of jobs just claimed in `tx`, with their credentials.
-    pub(crate) async fn views_in(
-        &self,
-        tx: &mut sluice_store::Tx<'_>,
-        claimed: Vec<JobRow>,
-    ) -> Result<Vec<JobView>> {
-        let mut views = Vec::with_capacity(claimed.len());
-        for job in claimed {
-            let input = match ViewInput::recorded(&job) {
-                Some(input) => input,
-                None => {
-                    let parts = self.job_parts_in(tx, &job).await?;
-                    self.view_input(&job, parts)?
-                }
-            };
-            views.push(self.job_view(job, input)?);
+    /// Sends jobs a committed transition claimed for a waiting long poll, as views built now,
+    /// outside the transition's transaction. Jobs whose views cannot be built go back to the
+    /// queue and the poll claims again; so do the jobs of a poll that has left.
+    pub(crate) async fn deliver(&self, queue: &str, waiter: crate::handoff::Waiter, claimed: Vec<JobRow>) {
+        let views = match self.views_or_release(queue, claimed).await {
+            Ok(views) => views,
+            Err(err) => {
+                tracing::warn!(error = %err, queue, "jobs claimed for a waiting poll were put back");
+                return;
+            }
+        };
+        if let Err(views) = waiter.deliver(views) {
+            // The claim is committed; a job not put back now returns when its lease ends.
+            if let Err(err) = self.release_jobs(queue, &views).await {
+                tracing::warn!(error = %err, queue, "putting back jobs of a poll that left failed");
+            }
         }
-        Ok(views)
     }
 
     /// Jobs claimed for a long poll that stopped waiting before they reached it go back to the
@@ -398,18 +362,6 @@ impl Engine {
         let step = self.store().step(step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
         let (def, secrets) =
             self.definition_with_secrets(&execution.definition_name, execution.definition_version).await?;
-        Ok(JobParts { execution, step, def, secrets })
-    }
-
-    /// What a job's view is built from, read inside `tx`.
-    async fn job_parts_in(&self, tx: &mut sluice_store::Tx<'_>, job: &JobRow) -> Result<JobParts> {
-        let (execution_id, step_id) = job_links(job)?;
-        let execution = rows::execution_in(tx, execution_id).await?.ok_or_else(|| job_not_found(&job.id))?;
-        let step = rows::step_in(tx, step_id).await?.ok_or_else(|| job_not_found(&job.id))?;
-        let (declaration, secrets) =
-            self.pipeline_in(tx, &execution.definition_name, execution.definition_version).await?;
-        let def =
-            self.definition_from(&execution.definition_name, &declaration, execution.definition_version)?;
         Ok(JobParts { execution, step, def, secrets })
     }
 

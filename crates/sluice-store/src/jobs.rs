@@ -355,22 +355,17 @@ impl Store {
             let (queue_key, tenant) = (queue_key.to_string(), tenant.to_string());
             return claims.claim(crate::claims::Claim { queue_key, tenant, max, lease_until, now }).await;
         }
-        let rows = self.write_returning(self.claim_query(queue_key, tenant, max, lease_until, now)).await?;
-        sorted(rows.iter().map(decode).collect())
-    }
-
-    /// [`Store::claim_jobs`] inside `tx`, so that what the caller writes for the claimed jobs
-    /// (their credentials) commits with the claim.
-    pub async fn claim_jobs_in(
-        &self,
-        tx: &mut Tx<'_>,
-        queue_key: &str,
-        tenant: &str,
-        max: i64,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<Vec<JobRow>> {
-        let rows = self.claim_query(queue_key, tenant, max, lease_until, now).fetch_all(tx).await?;
+        let query = self.claim_query(queue_key, tenant, max, lease_until, now);
+        if self.backend() == Backend::Postgres {
+            return sorted(query.fetch_all(self.pool()).await?.iter().map(decode).collect());
+        }
+        // On SQLite a claim that found nothing rolls back at once instead of waiting for the
+        // group's commit: it changed nothing, and an empty answer promises nothing either.
+        let mut tx = self.begin().await?;
+        let rows = query.fetch_all(&mut tx).await?;
+        if !rows.is_empty() {
+            tx.commit().await?;
+        }
         sorted(rows.iter().map(decode).collect())
     }
 
