@@ -187,8 +187,8 @@ fn step_data(text: &str) -> Value {
 impl Engine {
     /// Claims up to `max` queued jobs of an action type (and queryable value), waiting up to
     /// `wait` for one to arrive. The jobs' views and credentials are built once the claim has
-    /// committed (they write nothing). While it waits, a transition of this process that queues a job on the queue claims it for this
-    /// poll in its own transaction ([`crate::handoff`]).
+    /// committed (they write nothing). While it waits, a transition of this process that queues
+    /// a job on the queue claims it for this poll in its own transaction ([`crate::handoff`]).
     pub async fn poll_jobs(
         &self,
         type_id: &ActionTypeId,
