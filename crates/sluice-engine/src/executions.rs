@@ -147,8 +147,21 @@ struct Primed {
     no_waiters_at: Option<i64>,
 }
 
+/// A row's JSON data as an object; empty if the text is not one. Parsed straight into the map:
+/// through a `Value` it was parsed and then copied whole.
 pub(crate) fn data_of(text: &str) -> Map<String, Value> {
-    serde_json::from_str::<Value>(text).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default()
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Where an action's input artifacts are, from the execution's data: each earlier output of that
+/// name, or only the name if none was recorded.
+fn input_locations(execution_data: &Map<String, Value>, action: &ActionSpec) -> Vec<Value> {
+    let artifacts = execution_data.get("artifacts");
+    action
+        .input_artifacts
+        .iter()
+        .map(|name| artifacts.and_then(|a| a.get(name)).cloned().unwrap_or_else(|| json!({"name": name})))
+        .collect()
 }
 
 pub(crate) fn queue_key(type_id: &ActionTypeId, query: Option<(&str, &str)>) -> String {
@@ -974,23 +987,13 @@ impl Transition<'_> {
             }
             _ => {
                 data["outputArtifacts"] = json!(output_locations(def, action));
-                data["inputArtifacts"] = json!(self.input_locations(execution, action).await?);
+                data["inputArtifacts"] = json!(input_locations(&execution_data, action));
                 step.data = data.to_string();
                 rows::insert_step(&mut self.tx, &step).await?;
                 self.enqueue_job(def, execution, &step, action, None).await?;
             }
         }
         Ok(step.status != step_status::IN_PROGRESS)
-    }
-
-    async fn input_locations(&mut self, execution: &ExecutionRow, action: &ActionSpec) -> Result<Vec<Value>> {
-        let current = self.execution(&execution.id).await?;
-        let artifacts = data_of(&current.data).get("artifacts").cloned().unwrap_or_else(|| json!({}));
-        Ok(action
-            .input_artifacts
-            .iter()
-            .map(|name| artifacts.get(name).cloned().unwrap_or_else(|| json!({"name": name})))
-            .collect())
     }
 
     /// Secret values are not in the stored declaration; check their variable references resolve.
