@@ -393,13 +393,17 @@ pub async fn step_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<StepRow>> {
     row.as_ref().map(decode_step).transpose()
 }
 
-/// Steps of an execution at one position (a stage), in start order.
+/// Steps of an execution at one position (a stage), in start order. They are sorted here rather
+/// than by `ORDER BY`: a stage has a few steps, and SQLite sorts even two rows in a sorter it
+/// allocates and frees, inside every job result's turn on the writer.
 pub async fn steps_at(tx: &mut Tx<'_>, execution_id: &str, position: i64) -> Result<Vec<StepRow>> {
-    let sql = format!(
-        "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 AND position = $2 ORDER BY started_at, id"
-    );
-    let rows = sql::query(&sql).bind(execution_id).bind(position).fetch_all(&mut *tx).await?;
-    rows.iter().map(decode_step).collect()
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = $1 AND position = $2")
+    });
+    let rows = sql::query(&SQL).bind(execution_id).bind(position).fetch_all(&mut *tx).await?;
+    let mut steps = rows.iter().map(decode_step).collect::<Result<Vec<_>>>()?;
+    steps.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+    Ok(steps)
 }
 
 impl Store {
