@@ -426,9 +426,9 @@ impl Store {
         if let Some(claims) = self.claims.as_ref().filter(|_| max <= crate::claims::LARGEST_SHARED) {
             return claims.claim(claim).await;
         }
-        let query = self.claim_query(&claim.queue_key, &claim.tenant, max, lease_until, now);
+        let query = || self.claim_query(&claim.queue_key, &claim.tenant, max, lease_until, now);
         if self.backend() == Backend::Postgres {
-            return sorted(query.fetch_all(self.pool()).await?.iter().map(decode).collect());
+            return sorted(query().fetch_all(self.pool()).await?.iter().map(decode).collect());
         }
         // On SQLite a claim that found nothing rolls back at once instead of waiting for the
         // group's commit: it changed nothing, and an empty answer promises nothing either.
@@ -436,7 +436,7 @@ impl Store {
         let jobs = if max <= LARGEST_CLAIM_BY_ROW {
             claim_by_row(&mut tx, &claim).await?
         } else {
-            sorted(query.fetch_all(&mut tx).await?.iter().map(decode).collect())?
+            sorted(query().fetch_all(&mut tx).await?.iter().map(decode).collect())?
         };
         if !jobs.is_empty() {
             tx.commit().await?;
