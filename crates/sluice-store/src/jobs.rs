@@ -324,39 +324,48 @@ pub async fn job_in(tx: &mut Tx<'_>, id: &str) -> Result<Option<JobRow>> {
 /// The largest claim on SQLite made by [`claim_by_row`]; larger ones are one statement.
 const LARGEST_CLAIM_BY_ROW: i64 = 4;
 
-/// A small claim on SQLite, inside the writer's transaction `tx`: the rowids of up to `max`
-/// queued jobs of the queue in queue order, then each job updated and read by rowid (the one
-/// writer keeps them queued in between). The single `UPDATE … IN (SELECT …) RETURNING` of
-/// [`Store::claim_sql`] makes SQLite open, fill and close two temporary b-trees per claim (the
-/// subquery's ids and the returned rows): B1 (claims of one) spent 3% less of the writer's time
-/// with this, while B1b (claims of 100) spent 10% more, two statements per job costing more
-/// than the temporary b-trees.
+/// A small claim on SQLite, inside the writer's transaction `tx`: up to `max` queued jobs of the
+/// queue read in queue order, then each updated by rowid with a fresh nonce (the one writer
+/// keeps them queued in between) and returned as the update left it. The single
+/// `UPDATE … IN (SELECT …) RETURNING` of [`Store::claim_sql`] makes SQLite open, fill and close
+/// two temporary b-trees per claim (the subquery's ids and the returned rows): B1 (claims of
+/// one) spent 3% less of the writer's time with this, while B1b (claims of 100) spent 10% more,
+/// two statements per job costing more than the temporary b-trees.
 async fn claim_by_row(tx: &mut Tx<'_>, claim: &crate::claims::Claim) -> Result<Vec<JobRow>> {
-    static READ: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM jobs WHERE rowid = $1"));
-    let picked = sql::query(
-        "SELECT rowid FROM jobs WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
-         ORDER BY created_at, id LIMIT $3",
-    )
-    .bind(claim.queue_key.as_str())
-    .bind(claim.tenant.as_str())
-    .bind(claim.max)
-    .fetch_all(&mut *tx)
-    .await?;
+    static PICK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT rowid, {COLUMNS} FROM jobs WHERE queue_key = $1 AND tenant = $2 AND status = 'Queued'
+             ORDER BY created_at, id LIMIT $3"
+        )
+    });
+    let picked = sql::query(&PICK)
+        .bind(claim.queue_key.as_str())
+        .bind(claim.tenant.as_str())
+        .bind(claim.max)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut jobs = Vec::with_capacity(picked.len());
     for row in picked {
         let rowid: i64 = row.try_get(0)?;
+        let mut job = decode(&sql::Part { row: &row, from: 1 })?;
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
         sql::query(
-            "UPDATE jobs SET status = 'Dispatched', nonce = lower(hex(randomblob(16))), lease_until = $2,
-                 attempt = attempt + 1, updated_at = $3
+            "UPDATE jobs SET status = 'Dispatched', nonce = $2, lease_until = $3,
+                 attempt = attempt + 1, updated_at = $4
              WHERE rowid = $1",
         )
         .bind(rowid)
+        .bind(nonce.as_str())
         .bind(claim.lease_until)
         .bind(claim.now)
         .execute(&mut *tx)
         .await?;
-        jobs.push(decode(&sql::query(&READ).bind(rowid).fetch_one(&mut *tx).await?)?);
+        job.status = JobStatus::Dispatched;
+        job.nonce = Some(nonce);
+        job.lease_until = Some(claim.lease_until);
+        job.attempt += 1;
+        job.updated_at = claim.now;
+        jobs.push(job);
     }
     Ok(jobs)
 }
