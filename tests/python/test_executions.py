@@ -332,6 +332,19 @@ def test_polling_a_deleted_custom_action_type_fails_until_it_is_restored(cp, end
     assert error_code(undeclared.value) == "ActionTypeNotFoundException"
 
 
+def test_a_job_queued_while_its_type_is_deleted_is_polled_once_the_type_is_restored(cp, endpoint):
+    # The job goes to the queue of its queryable property's value even while the type is
+    # deleted, so restoring the type is enough to poll it.
+    setup = Setup(cp, endpoint, approval=False)
+    cp.delete_custom_action_type(category="Build", provider=setup.provider, version="1")
+    execution_id = setup.start()
+    assert setup.action_state("Build")["latestExecution"]["status"] == "InProgress"
+    setup.declare_type()
+    [job] = setup.poll()
+    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+    assert job["data"]["actionConfiguration"]["configuration"] == {"Target": "all", "Token": "hunter2"}
+
+
 def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):
     server = SluiceServer(tmp_path / "data", tmp_path, name="killed").start()
     config = Config(retries={"total_max_attempts": 1})

@@ -141,10 +141,11 @@ impl Engine {
         Ok(live.queryable_property().map(|p| p.name.clone()))
     }
 
-    /// An action type for queueing a job, read inside a transition's transaction. A declared
-    /// type never changes (a new version is a new type), so a type once seen live is kept in
-    /// memory and later jobs read nothing; a deletion afterwards does not change how its jobs
-    /// are queued.
+    /// An action type for queueing a job, read inside a transition's transaction, deleted or
+    /// not: a job queued while its type is deleted goes to the queue its queryable property
+    /// names, where polls find it once the type is restored. A declared type never changes (a
+    /// new version is a new type), so a type once seen live is kept in memory and later jobs
+    /// read nothing; a deletion afterwards does not change how its jobs are queued.
     pub(crate) async fn action_type_in(
         &self,
         tx: &mut sluice_store::Tx<'_>,
@@ -154,12 +155,13 @@ impl Engine {
             return Ok(Some(found));
         }
         let forgets = self.action_type_forgets();
-        let stored = sluice_store::action_types::action_type_in(tx, id).await?;
-        let found = stored.filter(|s| !s.deleted).map(|s| s.action_type);
-        if let Some(found) = &found {
-            self.remember_action_type(found, forgets);
+        let Some(stored) = sluice_store::action_types::action_type_in(tx, id).await? else {
+            return Ok(None);
+        };
+        if !stored.deleted {
+            self.remember_action_type(&stored.action_type, forgets);
         }
-        Ok(found)
+        Ok(Some(stored.action_type))
     }
 }
 
