@@ -345,6 +345,37 @@ def test_a_job_queued_while_its_type_is_deleted_is_polled_once_the_type_is_resto
     assert job["data"]["actionConfiguration"]["configuration"] == {"Target": "all", "Token": "hunter2"}
 
 
+def test_deleting_a_pipeline_ends_its_jobs_and_a_recreated_one_starts_afresh(cp, endpoint):
+    setup = Setup(cp, endpoint, mode="PARALLEL", approval=False)
+    setup.start()
+    [held] = setup.poll()
+    assert cp.acknowledge_job(jobId=held["id"], nonce=held["nonce"])["status"] == "InProgress"
+    setup.start()  # its job stays queued
+    cp.disable_stage_transition(pipelineName=setup.name, stageName="Build", transitionType="Inbound", reason="hold")
+    declaration = cp.get_pipeline(name=setup.name)["pipeline"]
+    del declaration["version"]
+    cp.delete_pipeline(name=setup.name)
+    # The queued job is not handed out (polls of the type are not refused because of it), and
+    # the held job's result is refused.
+    setup.poll(expect=0)
+    with pytest.raises(ClientError) as refused:
+        cp.put_job_success_result(jobId=held["id"])
+    assert error_code(refused.value) == "InvalidJobStateException"
+
+    # Created again under the same name, the pipeline has no history and no disabled transition.
+    cp.create_pipeline(pipeline=declaration)
+    assert cp.list_pipeline_executions(pipelineName=setup.name)["pipelineExecutionSummaries"] == []
+    states = cp.get_pipeline_state(name=setup.name)["stageStates"]
+    assert [s.get("latestExecution") for s in states] == [None, None]
+    assert states[1]["inboundTransitionState"]["enabled"] is True
+    execution_id = setup.start()
+    [job] = setup.poll()
+    assert job["data"]["pipelineContext"]["pipelineExecutionId"] == execution_id
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp.put_job_success_result(jobId=job["id"])
+    assert setup.execution(execution_id)["status"] == "Succeeded"
+
+
 def test_kill_9_with_jobs_dispatched_and_in_progress(tmp_path):
     server = SluiceServer(tmp_path / "data", tmp_path, name="killed").start()
     config = Config(retries={"total_max_attempts": 1})

@@ -487,6 +487,37 @@ pub async fn insert_wait(tx: &mut Tx<'_>, wait: &NewWait<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The executions of a pipeline being deleted, and what hangs from them, in the deleting
+/// transaction: a recreated pipeline of the same name starts with no history and no disabled
+/// transitions, as on AWS. The unfinished jobs of its unfinished executions fail first (so no
+/// poll hands them out, no result is taken for them and their artifact credentials end); they
+/// are kept, like the finished ones, for their ids. Events are never deleted.
+pub async fn delete_pipeline_executions(tx: &mut Tx<'_>, name: &str, at: i64) -> Result<()> {
+    const OF_PIPELINE: &str = "SELECT id FROM executions WHERE kind = 'pipeline' AND definition_name = $1";
+    sql::query(
+        "UPDATE jobs SET status = 'Failed', error = 'The pipeline was deleted', lease_until = NULL,
+             updated_at = $2
+         WHERE step_id IN (SELECT s.id FROM executions e JOIN steps s ON s.execution_id = e.id
+                           WHERE e.kind = 'pipeline' AND e.definition_name = $1
+                             AND (e.status = 'InProgress' OR e.status = 'Stopping'))
+           AND (status = 'Queued' OR status = 'Dispatched' OR status = 'InProgress')",
+    )
+    .bind(name)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    for table in ["waits", "steps"] {
+        let statement = format!("DELETE FROM {table} WHERE execution_id IN ({OF_PIPELINE})");
+        sql::query_owned(statement).bind(name).execute(&mut *tx).await?;
+    }
+    sql::query("DELETE FROM executions WHERE kind = 'pipeline' AND definition_name = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sql::query("DELETE FROM stage_transitions WHERE pipeline = $1").bind(name).execute(&mut *tx).await?;
+    Ok(())
+}
+
 /// Marks a step's open waits resolved.
 pub async fn resolve_waits(tx: &mut Tx<'_>, step_id: &str, at: i64) -> Result<()> {
     sql::query("UPDATE waits SET resolved_at = $2 WHERE step_id = $1 AND resolved_at IS NULL")

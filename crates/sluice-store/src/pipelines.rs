@@ -134,6 +134,8 @@ impl Store {
     }
 
     /// Deletes a pipeline, its versions and its tags; false if it did not exist.
+    /// Deletes a pipeline: its versions, tags, stage transitions and executions (see
+    /// [`crate::executions::delete_pipeline_executions`]); false if there was none.
     pub async fn delete_pipeline(&self, name: &str, arn: &str, event: &events::NewEvent<'_>) -> Result<bool> {
         let mut tx = self.begin().await?;
         let done = sql::query("DELETE FROM pipelines WHERE name = $1").bind(name).execute(&mut tx).await?;
@@ -141,6 +143,7 @@ impl Store {
             return Ok(false);
         }
         sql::query("DELETE FROM pipeline_versions WHERE name = $1").bind(name).execute(&mut tx).await?;
+        crate::executions::delete_pipeline_executions(&mut tx, name, event.at).await?;
         tags::clear(&mut tx, arn).await?;
         events::append(&mut tx, event).await?;
         tx.commit().await?;

@@ -40,6 +40,7 @@ on_both_backends!(
     pipeline_versions_are_kept,
     pipelines_page_by_name,
     deleting_a_pipeline_removes_versions_and_tags,
+    deleting_a_pipeline_removes_its_executions,
     a_pipeline_hold_names_its_version_and_incarnation,
     a_guarded_transaction_writes_only_while_its_guard_holds,
     a_shared_hold_locks_and_reads_an_execution,

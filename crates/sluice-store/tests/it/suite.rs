@@ -360,6 +360,74 @@ pub async fn deleting_a_pipeline_removes_versions_and_tags(db: &TestDb) {
     assert_eq!((again.version, again.declaration.as_str()), (1, "{\"new\":true}"));
 }
 
+/// Deleting a pipeline deletes its executions with their steps, waits and stage transitions,
+/// and fails the open jobs of its unfinished executions (kept, so their ids still resolve);
+/// a runbook execution of the same name keeps its rows and its job.
+pub async fn deleting_a_pipeline_removes_its_executions(db: &TestDb) {
+    use executions::{NewWait, TransitionRow};
+    use sluice_core::job::JobStatus;
+    use sluice_store::jobs::NewJob;
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:doomed";
+    db.store
+        .create_pipeline(&write("doomed", "{}", None), arn, &[], &event("Create", "doomed", 1))
+        .await
+        .unwrap();
+    let mut running = automation_row("d1", "doomed", "InProgress", 5, None);
+    running.kind = "pipeline".into();
+    let step = |id, execution| running_step(id, execution, 0, 5);
+    let wait = |id, execution, step| NewWait {
+        id,
+        execution_id: execution,
+        step_id: step,
+        kind: "approval",
+        token: None,
+        due_at: Some(100),
+        at: 5,
+    };
+    let disabled = TransitionRow {
+        stage: "Build".into(),
+        enabled: false,
+        reason: Some("hold".into()),
+        changed_by: "me".into(),
+        changed_at: 5,
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    executions::insert_execution(&mut tx, &running).await.unwrap();
+    executions::insert_execution(&mut tx, &automation_row("a1", "doomed", "InProgress", 5, None))
+        .await
+        .unwrap();
+    executions::insert_step(&mut tx, &step("s1", "d1")).await.unwrap();
+    executions::insert_step(&mut tx, &step("s2", "a1")).await.unwrap();
+    executions::insert_wait(&mut tx, &wait("w1", "d1", "s1")).await.unwrap();
+    executions::insert_wait(&mut tx, &wait("w2", "a1", "s2")).await.unwrap();
+    executions::set_transition(&mut tx, "doomed", &disabled).await.unwrap();
+    tx.commit().await.unwrap();
+    let of = |id, execution, step| NewJob {
+        execution_id: Some(execution),
+        step_id: Some(step),
+        ..new_job(id, "q", "t", 10)
+    };
+    enqueue(db, &[of("j1", "d1", "s1"), of("j2", "a1", "s2")]).await;
+
+    assert!(db.store.delete_pipeline("doomed", arn, &event("Delete", "doomed", 20)).await.unwrap());
+    let mut tx = db.store.begin().await.unwrap();
+    assert_eq!(executions::execution_in(&mut tx, "d1").await.unwrap(), None);
+    assert_eq!(executions::step_in(&mut tx, "s1").await.unwrap(), None);
+    assert!(executions::execution_in(&mut tx, "a1").await.unwrap().is_some(), "the runbook's execution");
+    assert!(executions::step_in(&mut tx, "s2").await.unwrap().is_some(), "the runbook's step");
+    assert!(!executions::transition_disabled(&mut tx, "doomed", "Build").await.unwrap());
+    tx.commit().await.unwrap();
+    let due = db.store.due_waits("approval", 1_000, 10).await.unwrap();
+    assert_eq!(due, vec![("a1".to_string(), "s2".to_string())], "only the runbook's wait is left");
+    let failed = db.store.job("j1").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.error.as_deref()),
+        (JobStatus::Failed, Some("The pipeline was deleted"))
+    );
+    let claimed = db.store.claim_jobs("q", "t", 5, 1_000, 30).await.unwrap();
+    assert_eq!(claimed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["j2"]);
+}
+
 /// What the statements that lock or share a pipeline return: its latest version and an
 /// incarnation that updates keep and a delete followed by a create changes.
 pub async fn a_pipeline_hold_names_its_version_and_incarnation(db: &TestDb) {
@@ -483,18 +551,7 @@ pub async fn finishing_a_job_returns_its_stage(db: &TestDb) {
     use sluice_core::job::JobStatus;
     use sluice_store::jobs::FinishedJob;
     let backend = db.store.backend();
-    let step = |id: &str, execution: &str, position: i64, started: i64| executions::StepRow {
-        id: id.into(),
-        execution_id: execution.into(),
-        name: format!("Action-{id}"),
-        position,
-        status: "InProgress".into(),
-        attempt: 1,
-        data: "{}".into(),
-        error: None,
-        started_at: Some(started),
-        finished_at: None,
-    };
+    let step = running_step;
     let (s1, s2) = (step("s1", "exec-1", 1, 3), step("s2", "exec-1", 1, 2));
     let waiter = |id: &str, pipeline: &str, state: &str| ExecutionRow {
         kind: "pipeline".into(),
@@ -1172,6 +1229,22 @@ pub async fn documents_page_by_name_with_filters(db: &TestDb) {
     assert_eq!(db.store.list_documents(&ops, Some("b_one"), 10).await.unwrap().len(), 2);
     let none = tagged(vec![("team", vec!["dev"])]);
     assert!(db.store.list_documents(&none, None, 10).await.unwrap().is_empty());
+}
+
+/// An in-progress step of an execution, started at `started`.
+fn running_step(id: &str, execution: &str, position: i64, started: i64) -> executions::StepRow {
+    executions::StepRow {
+        id: id.into(),
+        execution_id: execution.into(),
+        name: format!("Action-{id}"),
+        position,
+        status: "InProgress".into(),
+        attempt: 1,
+        data: "{}".into(),
+        error: None,
+        started_at: Some(started),
+        finished_at: None,
+    }
 }
 
 fn automation_row(id: &str, name: &str, status: &str, at: i64, parent: Option<&str>) -> ExecutionRow {
