@@ -487,11 +487,13 @@ pub async fn insert_wait(tx: &mut Tx<'_>, wait: &NewWait<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The executions of a pipeline being deleted, and what hangs from them, in the deleting
-/// transaction: a recreated pipeline of the same name starts with no history and no disabled
-/// transitions, as on AWS. The unfinished jobs of its unfinished executions fail first (so no
-/// poll hands them out, no result is taken for them and their artifact credentials end); they
-/// are kept, like the finished ones, for their ids. Events are never deleted.
+/// Deletes the executions of a pipeline being deleted, and what hangs from them, in the
+/// deleting transaction. A recreated pipeline of the same name then starts with no history and
+/// no disabled transitions (AWS documents only that the pipeline is deleted; its history can no
+/// longer be read, since every read names the pipeline). The unfinished jobs of its unfinished
+/// executions fail first, so no poll hands them out, no result is taken for them and their
+/// artifact credentials end; jobs are kept, like the finished ones, for their ids. Events are
+/// never deleted.
 pub async fn delete_pipeline_executions(tx: &mut Tx<'_>, name: &str, at: i64) -> Result<()> {
     const OF_PIPELINE: &str = "SELECT id FROM executions WHERE kind = 'pipeline' AND definition_name = $1";
     sql::query(
