@@ -133,7 +133,6 @@ impl Store {
         rows.iter().map(decode_meta).collect()
     }
 
-    /// Deletes a pipeline, its versions and its tags; false if it did not exist.
     /// Deletes a pipeline: its versions, tags, stage transitions and executions (see
     /// [`crate::executions::delete_pipeline_executions`]); false if there was none.
     pub async fn delete_pipeline(&self, name: &str, arn: &str, event: &events::NewEvent<'_>) -> Result<bool> {
